@@ -1,0 +1,254 @@
+import os from 'node:os';
+import path from 'node:path';
+import { config as loadDotenv } from 'dotenv';
+import { z } from 'zod';
+
+/**
+ * A secret value: its string form is always "[redacted]", so it can never leak through logs, JSON or
+ * workflow payloads by accident. Call `reveal()` at the one place that needs the real value.
+ */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '[redacted]';
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'Secret([redacted])';
+  }
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const secret = z
+  .string()
+  .min(1, 'must not be empty when set')
+  .transform((value) => new Secret(value));
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const positiveInt = z.coerce.number({ message: 'expected a whole number' }).int('expected a whole number').positive();
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `expected a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'expected host:port, for example 127.0.0.1:7233 or my-ns.tmprl.cloud:7233');
+
+export const TASK_QUEUES = {
+  pipelines: 'twin-pipelines',
+  etl: 'twin-etl',
+  features: 'twin-features',
+  llm: 'twin-llm',
+  ml: 'twin-ml',
+} as const;
+export type QueueName = keyof typeof TASK_QUEUES;
+export const QUEUE_NAMES = Object.keys(TASK_QUEUES) as QueueName[];
+
+const defaultHome = path.join(os.homedir(), '.cache', 'llm-twin');
+
+/** Every environment variable the platform reads, with its meaning. The README's table is generated from it. */
+const envSchema = z.object({
+  TWIN_HOME: z.string().default(defaultHome).describe('Where installed services, models and local data live'),
+  TWIN_DATA_DIR: z.string().optional().describe('Local platform data (dev server DB, FerretDB, Qdrant, artifacts); default $TWIN_HOME/data'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level'),
+
+  TEMPORAL_ADDRESS: hostPort.optional().describe('Temporal frontend host:port; unset = `twin dev` starts a local dev server'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default').describe('Temporal namespace'),
+  TEMPORAL_TLS: bool.default(false).describe('Use TLS to reach Temporal (on automatically with a client cert or API key)'),
+  TEMPORAL_TLS_CERT: secret.optional().describe('mTLS client certificate (PEM contents) for Temporal Cloud'),
+  TEMPORAL_TLS_KEY: secret.optional().describe('mTLS client key (PEM contents) for Temporal Cloud'),
+  TEMPORAL_TLS_CERT_PATH: z.string().optional().describe('mTLS client certificate file, instead of TEMPORAL_TLS_CERT'),
+  TEMPORAL_TLS_KEY_PATH: z.string().optional().describe('mTLS client key file, instead of TEMPORAL_TLS_KEY'),
+  TEMPORAL_API_KEY: secret.optional().describe('Temporal Cloud API key (instead of mTLS)'),
+  TEMPORAL_UI_PORT: positiveInt.default(8233).describe('Port of the local Web UI started by `twin dev`'),
+  TEMPORAL_PORT: positiveInt.default(7233).describe('Port of the local dev server started by `twin dev`'),
+
+  MONGODB_URI: secret.optional().describe('MongoDB connection string; unset = `twin dev` starts a local FerretDB'),
+  MONGODB_DATABASE: z.string().min(1).default('twin').describe('Warehouse database name'),
+
+  QDRANT_URL: url(['http:', 'https:']).optional().describe('Qdrant REST URL; unset = `twin dev` starts the local stand-in'),
+  QDRANT_API_KEY: secret.optional().describe('Qdrant API key'),
+
+  ARTIFACT_STORE: z.enum(['local', 's3']).default('local').describe('Where artifacts (datasets, models, reports) are written'),
+  ARTIFACT_DIR: z.string().optional().describe('Folder of the local artifact store; default $TWIN_DATA_DIR/artifacts'),
+  ARTIFACT_BUCKET: z.string().optional().describe('S3 bucket of the artifact store (ARTIFACT_STORE=s3)'),
+  ARTIFACT_PREFIX: z.string().default('').describe('Key prefix inside the artifact bucket or folder'),
+
+  AWS_REGION: z.string().default('us-east-1').describe('AWS region'),
+  AWS_ENDPOINT_URL: url(['http:', 'https:']).optional().describe('AWS endpoint override (moto, LocalStack)'),
+
+  OPENAI_API_KEY: secret.optional().describe('API key of the OpenAI-compatible LLM server'),
+  OPENAI_BASE_URL: url(['http:', 'https:']).optional().describe('Base URL of the OpenAI-compatible LLM server'),
+  LLM_MODEL: z.string().default('gpt-4o-mini').describe('Model name for dataset generation, judging and RAG helpers'),
+
+  EMBEDDING_BACKEND: z.enum(['local', 'openai']).default('local').describe('local ONNX all-MiniLM-L6-v2 or an OpenAI-compatible API'),
+  EMBEDDING_MODEL_DIR: z.string().optional().describe('Local embedding model folder; default $TWIN_HOME/models/all-MiniLM-L6-v2'),
+
+  HF_TOKEN: secret.optional().describe('Hugging Face token (private models, dataset push)'),
+  OPIK_API_KEY: secret.optional().describe('Opik API key for prompt monitoring'),
+  OPIK_WORKSPACE: z.string().optional().describe('Opik workspace'),
+  OPIK_URL_OVERRIDE: url(['http:', 'https:']).optional().describe('Opik URL (self-hosted)'),
+
+  SAGEMAKER_EXECUTION_ROLE_ARN: z.string().optional().describe('IAM role SageMaker jobs and endpoints run as'),
+
+  API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
+  API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
+
+  TWIN_WORKER_QUEUES: z.string().default('all').describe('Queues this worker process serves: all, or a comma list of pipelines,etl,features,llm,ml'),
+  TWIN_WORKFLOW_BUNDLE: z.string().optional().describe('Prebuilt workflow bundle file (production); unset = bundle at start'),
+  WORKER_ETL_CONCURRENCY: positiveInt.default(16).describe('Max concurrent activities on twin-etl'),
+  WORKER_FEATURES_CONCURRENCY: positiveInt.default(2).describe('Max concurrent activities on twin-features'),
+  WORKER_LLM_CONCURRENCY: positiveInt.default(8).describe('Max concurrent activities on twin-llm'),
+  WORKER_LLM_RATE_PER_SECOND: z.coerce.number().positive().default(5).describe('Task-queue-wide activity starts per second on twin-llm'),
+  WORKER_ML_CONCURRENCY: positiveInt.default(2).describe('Max concurrent activities on twin-ml'),
+  WORKER_PIPELINES_CONCURRENCY: positiveInt.default(50).describe('Max concurrent workflow tasks on twin-pipelines'),
+});
+
+export type Env = z.input<typeof envSchema>;
+export const ENV_VARIABLES = Object.entries(envSchema.shape).map(([name, schema]) => ({
+  name,
+  description: schema.description ?? '',
+}));
+
+function parseQueues(value: string): QueueName[] {
+  if (value.trim() === 'all') return [...QUEUE_NAMES];
+  const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  const unknown = names.filter((name) => !(QUEUE_NAMES as string[]).includes(name));
+  if (unknown.length > 0 || names.length === 0) {
+    throw new ConfigError([
+      `TWIN_WORKER_QUEUES: unknown queue ${unknown.map((n) => `"${n}"`).join(', ') || '(empty)'}; expected "all" or a comma list of ${QUEUE_NAMES.join(', ')}`,
+    ]);
+  }
+  return names as QueueName[];
+}
+
+function buildSettings(env: z.output<typeof envSchema>) {
+  const dataDir = env.TWIN_DATA_DIR ?? path.join(env.TWIN_HOME, 'data');
+  const problems: string[] = [];
+  if (env.ARTIFACT_STORE === 's3' && !env.ARTIFACT_BUCKET) {
+    problems.push('ARTIFACT_BUCKET: required when ARTIFACT_STORE=s3 (the bucket that holds datasets, models and reports)');
+  }
+  if (Boolean(env.TEMPORAL_TLS_CERT ?? env.TEMPORAL_TLS_CERT_PATH) !== Boolean(env.TEMPORAL_TLS_KEY ?? env.TEMPORAL_TLS_KEY_PATH)) {
+    problems.push('TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY: set both the client certificate and its key for mTLS, or neither');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    home: env.TWIN_HOME,
+    dataDir,
+    logLevel: env.LOG_LEVEL,
+    temporal: {
+      address: env.TEMPORAL_ADDRESS,
+      namespace: env.TEMPORAL_NAMESPACE,
+      tls: env.TEMPORAL_TLS || Boolean(env.TEMPORAL_TLS_CERT ?? env.TEMPORAL_TLS_CERT_PATH ?? env.TEMPORAL_API_KEY),
+      clientCert: env.TEMPORAL_TLS_CERT,
+      clientKey: env.TEMPORAL_TLS_KEY,
+      clientCertPath: env.TEMPORAL_TLS_CERT_PATH,
+      clientKeyPath: env.TEMPORAL_TLS_KEY_PATH,
+      apiKey: env.TEMPORAL_API_KEY,
+      devServerPort: env.TEMPORAL_PORT,
+      uiPort: env.TEMPORAL_UI_PORT,
+    },
+    mongo: { uri: env.MONGODB_URI, database: env.MONGODB_DATABASE },
+    qdrant: { url: env.QDRANT_URL, apiKey: env.QDRANT_API_KEY },
+    artifacts: {
+      store: env.ARTIFACT_STORE,
+      dir: env.ARTIFACT_DIR ?? path.join(dataDir, 'artifacts'),
+      bucket: env.ARTIFACT_BUCKET,
+      prefix: env.ARTIFACT_PREFIX,
+    },
+    aws: { region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL },
+    llm: { apiKey: env.OPENAI_API_KEY, baseUrl: env.OPENAI_BASE_URL, model: env.LLM_MODEL },
+    embedding: {
+      backend: env.EMBEDDING_BACKEND,
+      modelDir: env.EMBEDDING_MODEL_DIR ?? path.join(env.TWIN_HOME, 'models', 'all-MiniLM-L6-v2'),
+    },
+    huggingFace: { token: env.HF_TOKEN },
+    opik: { apiKey: env.OPIK_API_KEY, workspace: env.OPIK_WORKSPACE, url: env.OPIK_URL_OVERRIDE },
+    sagemaker: { executionRoleArn: env.SAGEMAKER_EXECUTION_ROLE_ARN },
+    api: {
+      keys: env.API_KEYS
+        ? env.API_KEYS.reveal()
+            .split(',')
+            .map((key) => key.trim())
+            .filter(Boolean)
+            .map((key) => new Secret(key))
+        : [],
+      port: env.API_PORT,
+    },
+    workers: {
+      queues: parseQueues(env.TWIN_WORKER_QUEUES),
+      workflowBundle: env.TWIN_WORKFLOW_BUNDLE,
+      concurrency: {
+        pipelines: env.WORKER_PIPELINES_CONCURRENCY,
+        etl: env.WORKER_ETL_CONCURRENCY,
+        features: env.WORKER_FEATURES_CONCURRENCY,
+        llm: env.WORKER_LLM_CONCURRENCY,
+        ml: env.WORKER_ML_CONCURRENCY,
+      } satisfies Record<QueueName, number>,
+      llmActivitiesPerSecond: env.WORKER_LLM_RATE_PER_SECOND,
+    },
+  };
+}
+
+export type Settings = ReturnType<typeof buildSettings>;
+
+/** One line per problem: `NAME: what is wrong (got "value")`, never echoing a secret's value. */
+function describeIssues(error: z.ZodError, source: Record<string, string | undefined>): string[] {
+  return error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? '?');
+    const raw = source[name];
+    const isSecret = /KEY|TOKEN|SECRET|PASSWORD|URI|CERT/.test(name);
+    const shown = raw === undefined || isSecret ? '' : ` (got "${raw}")`;
+    return `${name}: ${issue.message}${shown}`;
+  });
+}
+
+/** Parses settings from an environment map. Empty strings count as unset. */
+export function parseSettings(source: Record<string, string | undefined> = process.env): Settings {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  const result = envSchema.safeParse(cleaned);
+  if (!result.success) throw new ConfigError(describeIssues(result.error, cleaned));
+  return buildSettings(result.data);
+}
+
+let cached: Settings | undefined;
+
+/** Settings of this process: `.env` (if present) under the real environment, parsed once. */
+export function settings(): Settings {
+  if (!cached) {
+    loadDotenv({ quiet: true });
+    cached = parseSettings(process.env);
+  }
+  return cached;
+}
+
+export function resetSettingsForTests(): void {
+  cached = undefined;
+}

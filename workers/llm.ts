@@ -1,0 +1,3 @@
+import { startWorkers } from './start';
+
+startWorkers(['llm']);

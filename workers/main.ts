@@ -1,0 +1,4 @@
+import { startWorkers } from './start';
+
+// The container entry point: the queues come from TWIN_WORKER_QUEUES (default: all).
+startWorkers();

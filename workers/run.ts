@@ -1,0 +1,59 @@
+import path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { activitiesForQueue } from '../activities';
+import { TASK_QUEUES, type QueueName, type Settings } from '../src/config';
+import { createDependencies } from '../src/infra/dependencies';
+import type { Logger } from '../src/infra/logger';
+import { connectionOptions } from '../src/infra/temporal';
+import { installTemporalRuntime } from '../src/infra/temporal-worker';
+
+const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index');
+
+function workflowSource(settings: Settings): Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'> {
+  // Production uses the bundle built once at image build time; development bundles at start.
+  return settings.workers.workflowBundle
+    ? { workflowBundle: { codePath: settings.workers.workflowBundle } }
+    : { workflowsPath: require.resolve(WORKFLOWS_PATH) };
+}
+
+function queueOptions(queue: QueueName, settings: Settings): Partial<WorkerOptions> {
+  const limit = settings.workers.concurrency[queue];
+  switch (queue) {
+    case 'pipelines':
+      return { maxConcurrentWorkflowTaskExecutions: Math.min(limit, 100), maxCachedWorkflows: 500 };
+    case 'llm':
+      return { maxConcurrentActivityTaskExecutions: limit, maxTaskQueueActivitiesPerSecond: settings.workers.llmActivitiesPerSecond };
+    default:
+      return { maxConcurrentActivityTaskExecutions: limit };
+  }
+}
+
+/**
+ * Runs one worker per requested task queue in this process until SIGINT/SIGTERM, then drains them
+ * (the SDK's shutdown waits for running activities up to shutdownGraceTime) and closes connections.
+ */
+export async function runWorkers(queues: QueueName[], settings: Settings, log: Logger): Promise<void> {
+  installTemporalRuntime(log);
+  const connection = await NativeConnection.connect(await connectionOptions(settings.temporal));
+  const deps = createDependencies(settings, log);
+  try {
+    const workers = await Promise.all(
+      queues.map((queue) =>
+        Worker.create({
+          connection,
+          namespace: settings.temporal.namespace,
+          taskQueue: TASK_QUEUES[queue],
+          shutdownGraceTime: '10 seconds',
+          ...queueOptions(queue, settings),
+          ...(queue === 'pipelines' ? workflowSource(settings) : { activities: activitiesForQueue(queue, deps) }),
+        }),
+      ),
+    );
+    log.info({ queues: queues.map((q) => TASK_QUEUES[q]), namespace: settings.temporal.namespace }, 'workers running');
+    await Promise.all(workers.map((worker) => worker.run()));
+    log.info('workers stopped');
+  } finally {
+    await deps.close();
+    await connection.close();
+  }
+}

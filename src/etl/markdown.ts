@@ -15,6 +15,8 @@ function codeLanguage(node: DomElement): string {
   const candidates: DomElement[] = [node];
   const code = node.querySelector('code');
   if (code) candidates.push(code);
+  const tagged = node.querySelector('[data-code-block-lang], [data-lang], [data-language]');
+  if (tagged) candidates.push(tagged);
   for (const el of candidates) {
     const attr = el.getAttribute('data-lang') ?? el.getAttribute('data-language') ?? el.getAttribute('data-code-block-lang');
     if (attr && /^[\w+#.-]{1,30}$/.test(attr)) return attr.toLowerCase();

@@ -404,7 +404,7 @@ export function extractArticle(html: string, url?: string, options: ExtractOptio
   let readabilityTitle: string | undefined;
   let byline: string | undefined;
   try {
-    const reader = new Readability<DomNode>(doc, { serializer: (n: DomNode) => n, charThreshold: 400 });
+    const reader = new Readability<DomNode>(doc, { serializer: (n: DomNode) => n, charThreshold: 400, keepClasses: true });
     const result = reader.parse();
     readabilityTitle = cleanText(result?.title) || undefined;
     byline = cleanText(result?.byline) || undefined;

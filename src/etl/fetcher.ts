@@ -206,6 +206,8 @@ export class Fetcher {
     } catch (err) {
       throw classifyTransportError(err, href, signal);
     }
+    // Bodies we stop reading (redirects, errors, caps) are destroyed; undici then emits "aborted" on them.
+    res.body.on('error', () => undefined);
     const headers = flattenHeaders(res.headers);
     const status = res.statusCode;
 
@@ -307,7 +309,7 @@ async function readBody(
   } catch (err) {
     body.destroy();
     if (isCrawlError(err)) throw err;
-    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const code = errorCode(err);
     if (code.startsWith('Z_') || code.startsWith('ERR_BROTLI') || code === 'ERR__ERROR_FORMAT_PADDING_1') {
       throw new CrawlError('parse', `corrupt ${encoding} body: ${(err as Error).message}`, { url, cause: err });
     }

@@ -105,7 +105,7 @@ export const mediumCrawler: HtmlCrawler = {
     const prompt = PAYWALL_TEXT.test(cleanText(doc.body?.textContent));
     let completeness: ArticleContent['completeness'] = 'complete';
     if (memberOnly && prompt) completeness = 'paywalled';
-    else if (prompt || (minutes !== undefined && minutes >= 3 && words < minutes * 230 * 0.35)) completeness = 'truncated';
+    else if (prompt || (minutes !== undefined && minutes >= 4 && words < minutes * 265 * 0.25)) completeness = 'truncated';
     if (completeness !== 'complete') {
       warnings.push(`${completeness}: ${words} words extracted${minutes ? ` for a ${minutes}-minute story` : ''}${memberOnly ? ' (member-only)' : ''}`);
     }

@@ -25,7 +25,9 @@ ENV ONNXRUNTIME_NODE_INSTALL_CUDA=skip
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build && test -f dist/workflow-bundle.js && test -f dist/workers/main.js
+RUN npm run build \
+    && test -f dist/workflow-bundle.js && test -f dist/workers/main.js && test -f dist/src/api/server.js \
+    && mkdir -p jobs configs
 
 # ---- deps: production dependencies only --------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS deps
@@ -64,9 +66,10 @@ COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --from=model --chown=root:root /opt/models /opt/models
 COPY --chown=root:root package.json ./
-COPY --chown=root:root jobs ./jobs
-COPY --chown=root:root configs ./configs
-RUN mkdir -p /home/node/.cache/llm-twin && chown -R node:node /home/node
+# Python job code (packaged for SageMaker by the ml worker) and run configurations.
+COPY --from=build --chown=root:root /app/jobs ./jobs
+COPY --from=build --chown=root:root /app/configs ./configs
+RUN mkdir -p /home/node/.cache/llm-twin/data && chown -R node:node /home/node
 # The code is owned by root and read-only to the process; only $HOME is writable.
 # 1000:1000 is the image's `node` user (numeric, so runAsNonRoot checks can verify it).
 USER 1000:1000

@@ -170,13 +170,13 @@ export class TwinStack extends Stack {
     // ---- workers ------------------------------------------------------------------------------------------
     const versions = config.workers.versions;
     const current = versions[versions.length - 1]!;
+    const images = new Map(versions.map((v) => [v, v === current ? currentImage : this.image(v.imageUri, `Version${v.buildId.replace(/[^A-Za-z0-9]/g, '')}`)]));
     const services: Partial<Record<QueueName, ecs.FargateService>> = {};
     for (const queue of QUEUE_NAMES) {
       const role = this.taskRole(queue);
       for (const version of versions) {
         const isCurrent = version === current;
-        const image = isCurrent ? currentImage : this.image(version.imageUri, `Version${version.buildId}`);
-        const service = this.workerService(queue, version.buildId, isCurrent, image, role);
+        const service = this.workerService(queue, version.buildId, isCurrent, images.get(version)!, role);
         if (isCurrent) services[queue] = service;
       }
     }

@@ -51,7 +51,10 @@ function isTracking(host: string, name: string): boolean {
 export function normalizeLink(input: string): string {
   const raw = (input ?? '').trim();
   if (!raw) throw new InvalidLinkError('empty', 'empty link');
-  const withScheme = /^[a-z][a-z\d+.-]*:/i.test(raw) && !/^[^/:]+\.[^/:]+:\d+/.test(raw) ? raw : `https://${raw.replace(/^\/\//, '')}`;
+  const hasScheme = /^[a-z][a-z\d+.-]*:/i.test(raw) && !/^[^/:]+\.[^/:]+:\d+/.test(raw);
+  // A bare "example.com/post" gets https://; a bare word without a dot is not taken for a host.
+  if (!hasScheme && !/^(\/\/)?[^\s/?#]+\.[^\s/?#.]+([/?#:]|$)/.test(raw)) throw new InvalidLinkError('unparseable', `not a URL: ${truncate(raw)}`);
+  const withScheme = hasScheme ? raw : `https://${raw.replace(/^\/\//, '')}`;
   let url: URL;
   try {
     url = new URL(withScheme);

@@ -325,7 +325,9 @@ function postClean(root: DomElement, doc: DomDocument): void {
   }
   // 2. Blocks repeated three times or more on the page are template text (share bars, "Baixar", captions).
   const counts = new Map<string, number>();
-  const pageBlocks = Array.from(doc.querySelectorAll('p, li, h2, h3, h4, figcaption, span, a, div')).filter((e) => e.children.length === 0);
+  // Readability moved the article out of the document: count in both what is left of the page and the article.
+  const leafSelector = 'p, li, h2, h3, h4, figcaption, span, a, div';
+  const pageBlocks = [...Array.from(doc.querySelectorAll(leafSelector)), ...Array.from(root.querySelectorAll(leafSelector))].filter((e) => e.children.length === 0);
   for (const el of pageBlocks) {
     const t = cleanText(el.textContent).toLowerCase();
     if (t.length >= 3 && t.length < 200) counts.set(t, (counts.get(t) ?? 0) + 1);

@@ -180,7 +180,17 @@ export async function crawlRepository(owner: string, repo: string, ssrf: SsrfPol
     const opts = { cwd: work, timeoutMs: remaining(), protocols };
     const commit = (await git(['rev-parse', 'HEAD'], opts)).trim();
     const branch = (await git(['rev-parse', '--abbrev-ref', 'HEAD'], opts)).trim();
-    const paths = (await git(['ls-files', '-z'], opts)).split('\0').filter(Boolean);
+    // "<mode> <sha> <stage>\t<path>": 120000 = symlink, 160000 = submodule — neither is file content.
+    const links = new Set<string>();
+    const paths: string[] = [];
+    for (const entry of (await git(['ls-files', '-z', '-s'], opts)).split('\0')) {
+      const tab = entry.indexOf('\t');
+      if (tab < 0) continue;
+      const mode = entry.slice(0, 6);
+      const path = entry.slice(tab + 1);
+      if (mode === '120000' || mode === '160000') links.add(path);
+      paths.push(path);
+    }
 
     // .gitattributes: linguist-vendored / linguist-generated files are not the author's writing.
     const marked = new Set<string>();
@@ -211,7 +221,7 @@ export async function crawlRepository(owner: string, repo: string, ssrf: SsrfPol
       }
       const full = join(work, path);
       const st = await lstat(full).catch(() => undefined);
-      if (!st || st.isSymbolicLink() || !st.isFile()) {
+      if (links.has(path) || !st || st.isSymbolicLink() || !st.isFile()) {
         skipped.symlink++;
         continue;
       }

@@ -3,9 +3,9 @@
  * Temporal dev server (+ Web UI), FerretDB (MongoDB wire protocol on SQLite), moto (AWS) and the Qdrant
  * stand-in. Binaries come from the installers in scripts/ (see docs/services.md).
  *
- * Each service runs in its own process group with a tiny shell supervisor: if this Node process dies without
- * calling stop() (crash, SIGKILL, test-runner timeout), the supervisor sees its stdin pipe close and tears the
- * group down, so no orphaned servers are left behind.
+ * Each service runs in its own process group, watched by a tiny shell watchdog: if this Node process dies without
+ * calling stop() (crash, SIGKILL, test-runner timeout), the watchdog sees its stdin pipe close and tears the group
+ * down, so no orphaned servers are left behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
@@ -99,8 +99,9 @@ export class MissingBinaryError extends Error {
     readonly binary: string,
     readonly installScript: string,
     detail?: string,
+    problem = 'not found',
   ) {
-    super(`${describeBinary(binary)} not found${detail ? ` (${detail})` : ''}: run \`bash ${installScript}\``);
+    super(`${describeBinary(binary)} ${problem}${detail ? ` (${detail})` : ''}: run \`bash ${installScript}\``);
     this.name = 'MissingBinaryError';
     // An operator fix, not a bug: keep stack traces out of whatever prints this error.
     this.stack = `${this.name}: ${this.message}`;
@@ -232,14 +233,17 @@ interface Launched {
   stop: () => Promise<void>;
 }
 
-function readLogTail(logFile: string, maxLines = 40): string {
+function readLogSince(logFile: string, offset: number): string {
   try {
-    const text = readFileSync(logFile, 'utf8');
-    const tail = text.length > 64_000 ? text.slice(-64_000) : text;
-    return tail.trimEnd().split('\n').slice(-maxLines).join('\n');
+    return readFileSync(logFile).subarray(offset).toString('utf8');
   } catch {
-    return '(no log)';
+    return '';
   }
+}
+
+function lastLines(text: string, maxLines: number): string {
+  const trimmed = text.trimEnd();
+  return trimmed ? trimmed.split('\n').slice(-maxLines).join('\n') : '(the service wrote nothing)';
 }
 
 function processGroupAlive(pgid: number): boolean {
@@ -356,15 +360,9 @@ async function launch(spec: LaunchSpec): Promise<Launched> {
 
   const fail = async (reason: string): Promise<never> => {
     await stop().catch(() => undefined);
-    const tail = readLogTail(spec.logFile);
-    const fromLog = (() => {
-      try {
-        return readFileSync(spec.logFile, 'utf8').slice(logStart);
-      } catch {
-        return tail;
-      }
-    })();
-    throw spec.diagnose?.(fromLog) ?? new ServiceStartError(spec.name, reason, spec.logFile, tail);
+    // Only this run's output: the log file is appended to across restarts.
+    const output = readLogSince(spec.logFile, logStart);
+    throw spec.diagnose?.(output) ?? new ServiceStartError(spec.name, reason, spec.logFile, lastLines(output, 40));
   };
 
   if (pid === undefined) {
@@ -460,7 +458,8 @@ export async function startTemporalDevServer(options: TemporalStartOptions): Pro
   const searchAttributes = options.searchAttributes ?? {};
   for (const [key, kind] of Object.entries(searchAttributes)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new Error(`invalid search attribute name ${JSON.stringify(key)}`);
-    if (!Object.hasOwn(SEARCH_ATTRIBUTE_KINDS, kind)) throw new Error(`invalid search attribute type ${String(kind)} for ${key}`);
+    if (!Object.hasOwn(SEARCH_ATTRIBUTE_KINDS, kind))
+      throw new Error(`invalid search attribute type ${String(kind)} for ${key}`);
   }
   return launchOnPort('temporal', options.port, async (port) => {
     const uiPort = options.uiPort ?? (await getFreePort());
@@ -542,7 +541,9 @@ async function ensureSearchAttributes(
       const current = have[key];
       if (current === undefined || current === null) missing[key] = code;
       else if (Number(current) !== code) {
-        throw new Error(`search attribute ${key} exists in namespace ${namespace} with another type (${String(current)}), wanted ${kind}`);
+        throw new Error(
+          `search attribute ${key} exists in namespace ${namespace} with another type (${String(current)}), wanted ${kind}`,
+        );
       }
     }
     if (Object.keys(missing).length > 0) {
@@ -583,7 +584,11 @@ export async function startFerretDb(options: StartOptions): Promise<LocalService
       readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
       stopGraceMs: options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
       probe: async () => {
-        const client = new MongoClient(url, { serverSelectionTimeoutMS: 2_000, connectTimeoutMS: 2_000, directConnection: true });
+        const client = new MongoClient(url, {
+          serverSelectionTimeoutMS: 2_000,
+          connectTimeoutMS: 2_000,
+          directConnection: true,
+        });
         try {
           await client.connect();
           await client.db('admin').command({ ping: 1 });
@@ -593,7 +598,12 @@ export async function startFerretDb(options: StartOptions): Promise<LocalService
       },
       diagnose: (log) =>
         log.includes('build/version/version.txt')
-          ? new MissingBinaryError('ferretdb', INSTALL_SCRIPTS.ferretdb!.script, `${binary} was built by a plain \`go install\` and panics at start`)
+          ? new MissingBinaryError(
+              'ferretdb',
+              INSTALL_SCRIPTS.ferretdb!.script,
+              `${binary} was built by a plain \`go install\` and panics at start`,
+              'is unusable',
+            )
           : undefined,
     });
     return makeService('ferretdb', url, port, dataDir, logFile, launched, {});
@@ -675,7 +685,12 @@ export async function startQdrantStandin(options: QdrantStandinStartOptions): Pr
       probe: () => httpOk(`${url}/healthz`),
       diagnose: (log) =>
         /ModuleNotFoundError|No module named/.test(log)
-          ? new MissingBinaryError('python', INSTALL_SCRIPTS.python!.script, `${python} lacks a module the stand-in needs`)
+          ? new MissingBinaryError(
+              'python',
+              INSTALL_SCRIPTS.python!.script,
+              `${python} lacks a module the stand-in needs`,
+              'is incomplete',
+            )
           : undefined,
     });
     return makeService('qdrant-standin', url, port, dataDir, logFile, launched, {});

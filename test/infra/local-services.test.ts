@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import {
@@ -98,7 +104,8 @@ void describe('Temporal dev server', () => {
       assert.notEqual(again.pid, temporal.pid);
       const connection = await Connection.connect({ address: again.address });
       try {
-        const custom = (await connection.operatorService.listSearchAttributes({ namespace: 'default' })).customAttributes ?? {};
+        const custom =
+          (await connection.operatorService.listSearchAttributes({ namespace: 'default' })).customAttributes ?? {};
         assert.equal(Number(custom.TwinRunId), 2);
         assert.equal(Number(custom.TwinAttempt), 3);
         assert.equal(Number(custom.TwinScore), 4);
@@ -132,11 +139,17 @@ void describe('FerretDB', () => {
     }
 
     // Two instances at once must not clash (FerretDB's debug listener defaults to a fixed port).
-    const [first, second] = await Promise.all([startFerretDb({ dataDir }), startFerretDb({ dataDir: join(root, 'ferretdb-2') })]);
+    const [first, second] = await Promise.all([
+      startFerretDb({ dataDir }),
+      startFerretDb({ dataDir: join(root, 'ferretdb-2') }),
+    ]);
     try {
       const client = new MongoClient(first.url, { directConnection: true, serverSelectionTimeoutMS: 5_000 });
       try {
-        const doc = await client.db('twin').collection('articles').findOne({ _id: 'a2' as never });
+        const doc = await client
+          .db('twin')
+          .collection('articles')
+          .findOne({ _id: 'a2' as never });
         assert.equal(doc?.author, 'Alan');
       } finally {
         await client.close();
@@ -163,7 +176,10 @@ void describe('moto', () => {
       try {
         await s3.send(new CreateBucketCommand({ Bucket: 'twin-artifacts' }));
         const listed = await s3.send(new ListBucketsCommand({}));
-        assert.deepEqual(listed.Buckets?.map((b) => b.Name), ['twin-artifacts']);
+        assert.deepEqual(
+          listed.Buckets?.map((b) => b.Name),
+          ['twin-artifacts'],
+        );
         await s3.send(new PutObjectCommand({ Bucket: 'twin-artifacts', Key: 'runs/1.json', Body: '{"ok":true}' }));
         const got = await s3.send(new GetObjectCommand({ Bucket: 'twin-artifacts', Key: 'runs/1.json' }));
         assert.equal(await got.Body?.transformToString(), '{"ok":true}');
@@ -225,18 +241,24 @@ void describe('failures', () => {
     process.env.TWIN_HOME = empty;
     process.env.PATH = empty;
     try {
-      assert.throws(() => findBinary('temporal'), (error: unknown) => {
-        assert.ok(error instanceof MissingBinaryError);
-        assert.match(error.message, /^temporal CLI not found .*: run `bash scripts\/install-temporal\.sh`$/);
-        assert.equal(error.installScript, 'scripts/install-temporal.sh');
-        assert.doesNotMatch(error.stack ?? '', /\n\s+at /, 'no stack trace');
-        return true;
-      });
+      assert.throws(
+        () => findBinary('temporal'),
+        (error: unknown) => {
+          assert.ok(error instanceof MissingBinaryError);
+          assert.match(error.message, /^temporal CLI not found .*: run `bash scripts\/install-temporal\.sh`$/);
+          assert.equal(error.installScript, 'scripts/install-temporal.sh');
+          assert.doesNotMatch(error.stack ?? '', /\n\s+at /, 'no stack trace');
+          return true;
+        },
+      );
       assert.equal(twinHome(), empty);
       await assert.rejects(startTemporalDevServer({ dataDir: join(root, 'none') }), MissingBinaryError);
       await assert.rejects(startFerretDb({ dataDir: join(root, 'none') }), /run `bash scripts\/install-ferretdb\.sh`/);
       await assert.rejects(startMoto({ dataDir: join(root, 'none') }), /run `bash scripts\/install-moto\.sh`/);
-      await assert.rejects(startQdrantStandin({ dataDir: join(root, 'none') }), /run `bash scripts\/install-qdrant-standin\.sh`/);
+      await assert.rejects(
+        startQdrantStandin({ dataDir: join(root, 'none') }),
+        /run `bash scripts\/install-qdrant-standin\.sh`/,
+      );
     } finally {
       for (const [key, value] of Object.entries(saved)) {
         if (value === undefined) delete process.env[key];

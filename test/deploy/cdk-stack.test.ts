@@ -341,6 +341,24 @@ void describe('CDK stack: API, load balancer, autoscaling, logs, outputs', () =>
 });
 
 void describe('CDK config and worker versions', () => {
+  void test('the example config file (cdk/config/example.yaml) is valid and takes effect', () => {
+    const { stack: example, template: t } = synth({ 'twin:config': path.join(__dirname, '..', '..', 'cdk', 'config', 'example.yaml') });
+    assert.equal(example.config.temporal.address, 'my-ns.a1b2c.tmprl.cloud:7233');
+    const [etlId, etlDef] = taskDefsByQueue(t).get('etl')![0]!;
+    assert.equal(envOf(containerOf(etlDef)).WORKER_ETL_CONCURRENCY, '32');
+    assert.equal(envOf(containerOf(etlDef)).TEMPORAL_NAMESPACE, 'my-ns.a1b2c');
+    const etlService = serviceUsing(t, etlId)[0]![1];
+    assert.deepEqual(
+      etlService.Properties.CapacityProviderStrategy.map((s: Json) => s.CapacityProvider),
+      ['FARGATE_SPOT', 'FARGATE'],
+      'spot with an on-demand base',
+    );
+    const [, featuresDef] = taskDefsByQueue(t).get('features')![0]!;
+    assert.equal(featuresDef.Properties.Cpu, '4096');
+    t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS' });
+    for (const [, group] of Object.entries(t.findResources('AWS::Logs::LogGroup')) as Array<[string, Json]>) assert.equal(group.Properties.RetentionInDays, 90);
+  });
+
   void test('invalid sizes and counts are rejected naming the key', () => {
     assert.throws(
       () => resolveDeployConfig({ workers: { queues: { etl: { cpu: 512, memoryMiB: 512 } } }, api: { minCount: 3, desiredCount: 2 } }),

@@ -23,6 +23,12 @@ import type { ArticleContent, CrawlOptions, CrawlResult, HtmlCrawler } from './t
  * Resolves with a plain JSON-serialisable CrawlResult or rejects with a CrawlError (`kind`, `retryable`).
  */
 
+/**
+ * Links crawled in parallel by one caller (the workflow's bound on activities in flight). Per-host politeness
+ * still applies underneath, so this mostly overlaps different sites and extraction with network waits.
+ */
+export const DEFAULT_CRAWL_CONCURRENCY = 8;
+
 export const HTML_CRAWLERS: readonly HtmlCrawler[] = [mediumCrawler, substackCrawler];
 
 export type Route = 'linkedin' | 'github' | 'medium' | 'substack' | 'page';

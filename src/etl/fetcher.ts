@@ -18,7 +18,7 @@ import { SsrfPolicy, type SsrfOptions } from './ssrf';
  * (gzip, deflate, br) and cut off at `maxBodyBytes` → charset detection and decoding (invalid bytes become U+FFFD).
  */
 
-export const CRAWLER_USER_AGENT = 'LLMTwinBot/0.1 (+https://github.com/llm-twin-temporal; personal-writing crawler; respects robots.txt)';
+export const CRAWLER_USER_AGENT = 'LLMTwinBot/0.1 (crawls the writing of the person who asked for it; respects robots.txt)';
 
 export const HTML_CONTENT_TYPES = ['text/html', 'application/xhtml+xml'];
 

@@ -14,7 +14,8 @@ const region = config.region ?? process.env.CDK_DEFAULT_REGION;
 new TwinStack(app, config.stackName, {
   config,
   stackName: config.stackName,
-  description: 'LLM Twin on Temporal: ECS Fargate workers per task queue, RAG API, S3 artifacts, SageMaker role, secrets',
+  description:
+    'LLM Twin on Temporal: ECS Fargate workers per task queue, RAG API, S3 artifacts, SageMaker role, secrets',
   ...(account || region ? { env: { account, region } } : {}),
 });
 app.synth();

@@ -39,7 +39,11 @@ function toNumber(value: number | { toNumber(): number } | null | undefined): nu
 }
 
 /** Backlog of one task queue: the sum of its workflow and activity backlogs. */
-export async function describeBacklog(service: DescribeTaskQueueService, namespace: string, taskQueue: string): Promise<QueueBacklog> {
+export async function describeBacklog(
+  service: DescribeTaskQueueService,
+  namespace: string,
+  taskQueue: string,
+): Promise<QueueBacklog> {
   const types = [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY];
   const responses = await Promise.all(
     types.map((taskQueueType) =>
@@ -55,7 +59,9 @@ export async function describeBacklog(service: DescribeTaskQueueService, namespa
   let ageSeconds = 0;
   for (const response of responses) {
     if (!response.stats) {
-      throw new Error(`DescribeTaskQueue(${taskQueue}) returned no stats: the server must support report_stats (Temporal Cloud, or server 1.27+)`);
+      throw new Error(
+        `DescribeTaskQueue(${taskQueue}) returned no stats: the server must support report_stats (Temporal Cloud, or server 1.27+)`,
+      );
     }
     backlog += toNumber(response.stats.approximateBacklogCount);
     const age = response.stats.approximateBacklogAge;
@@ -65,7 +71,12 @@ export async function describeBacklog(service: DescribeTaskQueueService, namespa
 }
 
 /** One CloudWatch Embedded Metric Format record for a queue's backlog. */
-export function toEmfRecord(metricNamespace: string, temporalNamespace: string, sample: QueueBacklog, timestamp: number): string {
+export function toEmfRecord(
+  metricNamespace: string,
+  temporalNamespace: string,
+  sample: QueueBacklog,
+  timestamp: number,
+): string {
   return JSON.stringify({
     _aws: {
       Timestamp: timestamp,
@@ -121,11 +132,19 @@ let connection: Connection | undefined;
 /** Describes every configured queue and prints one EMF record each. Returns the samples (for logs and tests). */
 export async function publishBacklog(
   service: DescribeTaskQueueService,
-  options: { temporalNamespace: string; metricNamespace: string; taskQueues: string[]; write?: (line: string) => void; now?: () => number },
+  options: {
+    temporalNamespace: string;
+    metricNamespace: string;
+    taskQueues: string[];
+    write?: (line: string) => void;
+    now?: () => number;
+  },
 ): Promise<QueueBacklog[]> {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const now = options.now ?? Date.now;
-  const settled = await Promise.allSettled(options.taskQueues.map((q) => describeBacklog(service, options.temporalNamespace, q)));
+  const settled = await Promise.allSettled(
+    options.taskQueues.map((q) => describeBacklog(service, options.temporalNamespace, q)),
+  );
   const samples: QueueBacklog[] = [];
   const failures: string[] = [];
   settled.forEach((result, index) => {
@@ -137,7 +156,8 @@ export async function publishBacklog(
     }
   });
   // No data point for a failed queue: its alarms see missing data and take no scaling action.
-  if (failures.length > 0) throw new Error(`could not describe ${failures.length} task queue(s): ${failures.join('; ')}`);
+  if (failures.length > 0)
+    throw new Error(`could not describe ${failures.length} task queue(s): ${failures.join('; ')}`);
   return samples;
 }
 
@@ -150,6 +170,9 @@ export async function handler(): Promise<QueueBacklog[]> {
   return publishBacklog(connection.workflowService, {
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
     metricNamespace: env.METRIC_NAMESPACE ?? 'LlmTwin/Temporal',
-    taskQueues: (env.TASK_QUEUES ?? '').split(',').map((q) => q.trim()).filter(Boolean),
+    taskQueues: (env.TASK_QUEUES ?? '')
+      .split(',')
+      .map((q) => q.trim())
+      .filter(Boolean),
   });
 }

@@ -49,9 +49,17 @@ const serviceSize = z.object({
 function checkServiceSize(value: z.infer<typeof serviceSize>, ctx: z.RefinementCtx): void {
   const memoryOk = FARGATE_MEMORY[value.cpu];
   if (!memoryOk) {
-    ctx.addIssue({ code: 'custom', path: ['cpu'], message: `not a Fargate CPU size; use one of ${Object.keys(FARGATE_MEMORY).join(', ')}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['cpu'],
+      message: `not a Fargate CPU size; use one of ${Object.keys(FARGATE_MEMORY).join(', ')}`,
+    });
   } else if (!memoryOk(value.memoryMiB)) {
-    ctx.addIssue({ code: 'custom', path: ['memoryMiB'], message: `${value.memoryMiB} MiB is not a valid Fargate memory size for ${value.cpu} CPU units` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['memoryMiB'],
+      message: `${value.memoryMiB} MiB is not a valid Fargate memory size for ${value.cpu} CPU units`,
+    });
   }
   if (!(value.minCount <= value.desiredCount && value.desiredCount <= value.maxCount)) {
     ctx.addIssue({ code: 'custom', path: ['desiredCount'], message: 'expected minCount <= desiredCount <= maxCount' });
@@ -85,7 +93,10 @@ const workerVersionSchema = z
 const deployConfigSchema = z
   .object({
     stackName: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a CloudFormation stack name'),
-    account: z.string().regex(/^\d{12}$/, '12 digits').optional(),
+    account: z
+      .string()
+      .regex(/^\d{12}$/, '12 digits')
+      .optional(),
     region: z.string().min(1).optional(),
     image: z
       .object({
@@ -127,7 +138,10 @@ const deployConfigSchema = z
         port: z.number().int().min(1).max(65535),
         targetCpuPercent: z.number().min(10).max(95),
         /** ACM certificate for HTTPS on the load balancer; unset = HTTP only. */
-        certificateArn: z.string().regex(/^arn:aws[\w-]*:acm:/, 'an ACM certificate ARN').optional(),
+        certificateArn: z
+          .string()
+          .regex(/^arn:aws[\w-]*:acm:/, 'an ACM certificate ARN')
+          .optional(),
         secrets: z.array(z.enum(SECRET_NAMES)),
       })
       .strict()
@@ -142,7 +156,14 @@ const deployConfigSchema = z
          */
         versions: z.array(workerVersionSchema).min(1),
         drainingTaskCount: z.number().int().min(1),
-        queues: z.object(Object.fromEntries(QUEUE_NAMES.map((q) => [q, workerQueueSchema])) as Record<QueueName, typeof workerQueueSchema>).strict(),
+        queues: z
+          .object(
+            Object.fromEntries(QUEUE_NAMES.map((q) => [q, workerQueueSchema])) as Record<
+              QueueName,
+              typeof workerQueueSchema
+            >,
+          )
+          .strict(),
         /** Graceful-shutdown window after SIGTERM (Fargate allows at most 120 s). */
         stopTimeoutSeconds: z.number().int().min(2).max(120),
       })
@@ -173,7 +194,10 @@ const deployConfigSchema = z
     logRetentionDays: z
       .number()
       .int()
-      .refine((days) => (Object.values(logs.RetentionDays) as unknown[]).includes(days), 'not a CloudWatch Logs retention period (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)'),
+      .refine(
+        (days) => (Object.values(logs.RetentionDays) as unknown[]).includes(days),
+        'not a CloudWatch Logs retention period (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)',
+      ),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -262,7 +286,8 @@ export const DEFAULT_DEPLOY_CONFIG: DeployConfig = {
 };
 
 type Plain = Record<string, unknown>;
-const isPlain = (value: unknown): value is Plain => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isPlain = (value: unknown): value is Plain =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Deep merge of plain objects; arrays and scalars in `override` replace those in `base`. */
 export function deepMerge<T>(base: T, override: unknown): T {
@@ -285,7 +310,9 @@ export class DeployConfigError extends Error {
 export function resolveDeployConfig(override: unknown = {}): DeployConfig {
   const result = deployConfigSchema.safeParse(deepMerge(DEFAULT_DEPLOY_CONFIG, override));
   if (!result.success) {
-    throw new DeployConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
+    throw new DeployConfigError(
+      result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
+    );
   }
   return result.data;
 }

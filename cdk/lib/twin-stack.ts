@@ -38,7 +38,10 @@ export interface TwinStackProps extends StackProps {
 }
 
 /** What each queue's task role may do beyond reading its secrets. */
-const QUEUE_PERMISSIONS: Record<QueueName, { artifacts: 'none' | 'read' | 'readWrite'; invokeEndpoints: boolean; sagemaker: boolean }> = {
+const QUEUE_PERMISSIONS: Record<
+  QueueName,
+  { artifacts: 'none' | 'read' | 'readWrite'; invokeEndpoints: boolean; sagemaker: boolean }
+> = {
   pipelines: { artifacts: 'none', invokeEndpoints: false, sagemaker: false },
   etl: { artifacts: 'readWrite', invokeEndpoints: false, sagemaker: false },
   features: { artifacts: 'readWrite', invokeEndpoints: false, sagemaker: false },
@@ -140,7 +143,9 @@ export class TwinStack extends Stack {
     });
     this.bucket.grantRead(this.sagemakerRole);
     this.bucket.grantPut(this.sagemakerRole);
-    this.sagemakerRole.addToPolicy(new iam.PolicyStatement({ sid: 'EcrAuth', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
+    this.sagemakerRole.addToPolicy(
+      new iam.PolicyStatement({ sid: 'EcrAuth', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+    );
     this.sagemakerRole.addToPolicy(
       new iam.PolicyStatement({
         sid: 'EcrPull',
@@ -152,7 +157,14 @@ export class TwinStack extends Stack {
       new iam.PolicyStatement({
         sid: 'Logs',
         actions: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
-        resources: [this.formatArn({ service: 'logs', resource: 'log-group', resourceName: '/aws/sagemaker/*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+        resources: [
+          this.formatArn({
+            service: 'logs',
+            resource: 'log-group',
+            resourceName: '/aws/sagemaker/*',
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
       }),
     );
     this.sagemakerRole.addToPolicy(
@@ -170,7 +182,12 @@ export class TwinStack extends Stack {
     // ---- workers ------------------------------------------------------------------------------------------
     const versions = config.workers.versions;
     const current = versions[versions.length - 1]!;
-    const images = new Map(versions.map((v) => [v, v === current ? currentImage : this.image(v.imageUri, `Version${v.buildId.replace(/[^A-Za-z0-9]/g, '')}`)]));
+    const images = new Map(
+      versions.map((v) => [
+        v,
+        v === current ? currentImage : this.image(v.imageUri, `Version${v.buildId.replace(/[^A-Za-z0-9]/g, '')}`),
+      ]),
+    );
     const services: Partial<Record<QueueName, ecs.FargateService>> = {};
     for (const queue of QUEUE_NAMES) {
       const role = this.taskRole(queue);
@@ -191,12 +208,24 @@ export class TwinStack extends Stack {
 
     // ---- outputs ------------------------------------------------------------------------------------------
     const scheme = config.api.certificateArn ? 'https' : 'http';
-    new CfnOutput(this, 'ApiUrl', { value: `${scheme}://${this.api.loadBalancer.loadBalancerDnsName}`, description: 'RAG API base URL' });
-    new CfnOutput(this, 'ArtifactBucketName', { value: this.bucket.bucketName, description: 'S3 artifact store (ARTIFACT_BUCKET)' });
-    new CfnOutput(this, 'SageMakerExecutionRoleArn', { value: this.sagemakerRole.roleArn, description: 'SAGEMAKER_EXECUTION_ROLE_ARN' });
+    new CfnOutput(this, 'ApiUrl', {
+      value: `${scheme}://${this.api.loadBalancer.loadBalancerDnsName}`,
+      description: 'RAG API base URL',
+    });
+    new CfnOutput(this, 'ArtifactBucketName', {
+      value: this.bucket.bucketName,
+      description: 'S3 artifact store (ARTIFACT_BUCKET)',
+    });
+    new CfnOutput(this, 'SageMakerExecutionRoleArn', {
+      value: this.sagemakerRole.roleArn,
+      description: 'SAGEMAKER_EXECUTION_ROLE_ARN',
+    });
     new CfnOutput(this, 'ClusterName', { value: this.cluster.clusterName });
     for (const name of Object.keys(SECRET_KEYS) as SecretName[]) {
-      new CfnOutput(this, `${capitalize(name)}SecretArn`, { value: this.secrets[name].secretArn, description: `put-secret-value here: ${SECRET_KEYS[name].join(', ')}` });
+      new CfnOutput(this, `${capitalize(name)}SecretArn`, {
+        value: this.secrets[name].secretArn,
+        description: `put-secret-value here: ${SECRET_KEYS[name].join(', ')}`,
+      });
     }
   }
 
@@ -206,10 +235,16 @@ export class TwinStack extends Stack {
       return ecs.ContainerImage.fromAsset(REPO_ROOT, {
         file: 'Dockerfile',
         buildArgs: { EMBEDDING_MODEL: this.config.image.embeddingModel },
-        platform: this.config.image.cpuArchitecture === 'ARM64' ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
+        platform:
+          this.config.image.cpuArchitecture === 'ARM64'
+            ? ecrAssets.Platform.LINUX_ARM64
+            : ecrAssets.Platform.LINUX_AMD64,
       });
     }
-    const match = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)(?::([^@]+))?(?:@(sha256:[a-f0-9]+))?$/.exec(uri);
+    const match =
+      /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)(?::([^@]+))?(?:@(sha256:[a-f0-9]+))?$/.exec(
+        uri,
+      );
     if (!match) return ecs.ContainerImage.fromRegistry(uri);
     const [, account, region, name, tag, digest] = match;
     const repository = ecr.Repository.fromRepositoryAttributes(this, `${id}Repository`, {
@@ -252,7 +287,10 @@ export class TwinStack extends Stack {
   }
 
   private logGroup(id: string): logs.LogGroup {
-    return new logs.LogGroup(this, id, { retention: this.config.logRetentionDays as logs.RetentionDays, removalPolicy: RemovalPolicy.DESTROY });
+    return new logs.LogGroup(this, id, {
+      retention: this.config.logRetentionDays as logs.RetentionDays,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
   }
 
   private taskRole(queue: QueueName): iam.Role {
@@ -290,7 +328,11 @@ export class TwinStack extends Stack {
         }),
       );
       role.addToPolicy(
-        new iam.PolicyStatement({ sid: 'SageMakerList', actions: ['sagemaker:ListTrainingJobs', 'sagemaker:ListEndpoints', 'sagemaker:ListModels'], resources: ['*'] }),
+        new iam.PolicyStatement({
+          sid: 'SageMakerList',
+          actions: ['sagemaker:ListTrainingJobs', 'sagemaker:ListEndpoints', 'sagemaker:ListModels'],
+          resources: ['*'],
+        }),
       );
       role.addToPolicy(
         new iam.PolicyStatement({
@@ -326,7 +368,14 @@ export class TwinStack extends Stack {
         new iam.PolicyStatement({
           sid: 'TrainingJobLogs',
           actions: ['logs:GetLogEvents', 'logs:DescribeLogStreams'],
-          resources: [this.formatArn({ service: 'logs', resource: 'log-group', resourceName: '/aws/sagemaker/*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+          resources: [
+            this.formatArn({
+              service: 'logs',
+              resource: 'log-group',
+              resourceName: '/aws/sagemaker/*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
         }),
       );
     }
@@ -343,22 +392,35 @@ export class TwinStack extends Stack {
     );
   }
 
-  private taskDefinition(id: string, size: { cpu: number; memoryMiB: number }, taskRole: iam.IRole): ecs.FargateTaskDefinition {
+  private taskDefinition(
+    id: string,
+    size: { cpu: number; memoryMiB: number },
+    taskRole: iam.IRole,
+  ): ecs.FargateTaskDefinition {
     return new ecs.FargateTaskDefinition(this, id, {
       cpu: size.cpu,
       memoryLimitMiB: size.memoryMiB,
       taskRole,
       runtimePlatform: {
         operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
-        cpuArchitecture: this.config.image.cpuArchitecture === 'ARM64' ? ecs.CpuArchitecture.ARM64 : ecs.CpuArchitecture.X86_64,
+        cpuArchitecture:
+          this.config.image.cpuArchitecture === 'ARM64' ? ecs.CpuArchitecture.ARM64 : ecs.CpuArchitecture.X86_64,
       },
     });
   }
 
-  private workerService(queue: QueueName, buildId: string, isCurrent: boolean, image: ecs.ContainerImage, role: iam.IRole): ecs.FargateService {
+  private workerService(
+    queue: QueueName,
+    buildId: string,
+    isCurrent: boolean,
+    image: ecs.ContainerImage,
+    role: iam.IRole,
+  ): ecs.FargateService {
     const { config } = this;
     const q = config.workers.queues[queue];
-    const id = isCurrent ? `Worker${capitalize(queue)}` : `Worker${capitalize(queue)}Draining${buildId.replace(/[^A-Za-z0-9]/g, '')}`;
+    const id = isCurrent
+      ? `Worker${capitalize(queue)}`
+      : `Worker${capitalize(queue)}Draining${buildId.replace(/[^A-Za-z0-9]/g, '')}`;
     const taskDefinition = this.taskDefinition(`${id}Task`, q, role);
     taskDefinition.addContainer('worker', {
       image,
@@ -371,7 +433,11 @@ export class TwinStack extends Stack {
         ...q.environment,
       },
       secrets: this.ecsSecrets(q.secrets),
-      logging: ecs.LogDrivers.awsLogs({ streamPrefix: queue, logGroup: this.logGroup(`${id}Logs`), mode: ecs.AwsLogDriverMode.NON_BLOCKING }),
+      logging: ecs.LogDrivers.awsLogs({
+        streamPrefix: queue,
+        logGroup: this.logGroup(`${id}Logs`),
+        mode: ecs.AwsLogDriverMode.NON_BLOCKING,
+      }),
       stopTimeout: Duration.seconds(config.workers.stopTimeoutSeconds),
     });
     const drainingCount = config.workers.drainingTaskCount;
@@ -482,17 +548,28 @@ export class TwinStack extends Stack {
       environment: { ...this.baseEnvironment(), API_PORT: String(a.port) },
       secrets: this.ecsSecrets(a.secrets),
       portMappings: [{ containerPort: a.port }],
-      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'api', logGroup: this.logGroup('ApiLogs'), mode: ecs.AwsLogDriverMode.NON_BLOCKING }),
+      logging: ecs.LogDrivers.awsLogs({
+        streamPrefix: 'api',
+        logGroup: this.logGroup('ApiLogs'),
+        mode: ecs.AwsLogDriverMode.NON_BLOCKING,
+      }),
       stopTimeout: Duration.seconds(30),
       healthCheck: {
-        command: ['CMD', 'node', '-e', `fetch('http://127.0.0.1:${a.port}/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`],
+        command: [
+          'CMD',
+          'node',
+          '-e',
+          `fetch('http://127.0.0.1:${a.port}/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
+        ],
         interval: Duration.seconds(15),
         timeout: Duration.seconds(5),
         retries: 3,
         startPeriod: Duration.seconds(30),
       },
     });
-    const certificate = a.certificateArn ? acm.Certificate.fromCertificateArn(this, 'ApiCertificate', a.certificateArn) : undefined;
+    const certificate = a.certificateArn
+      ? acm.Certificate.fromCertificateArn(this, 'ApiCertificate', a.certificateArn)
+      : undefined;
     const api = new ecsPatterns.ApplicationLoadBalancedFargateService(this, 'Api', {
       cluster: this.cluster,
       serviceName: `${config.stackName}-api`,
@@ -506,7 +583,12 @@ export class TwinStack extends Stack {
       circuitBreaker: { rollback: true },
       healthCheckGracePeriod: Duration.seconds(60),
       ...(certificate
-        ? { certificate, protocol: elbv2.ApplicationProtocol.HTTPS, redirectHTTP: true, sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS }
+        ? {
+            certificate,
+            protocol: elbv2.ApplicationProtocol.HTTPS,
+            redirectHTTP: true,
+            sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+          }
         : { protocol: elbv2.ApplicationProtocol.HTTP }),
     });
     api.targetGroup.configureHealthCheck({

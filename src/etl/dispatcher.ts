@@ -31,12 +31,13 @@ export const DEFAULT_CRAWL_CONCURRENCY = 8;
 
 export const HTML_CRAWLERS: readonly HtmlCrawler[] = [mediumCrawler, substackCrawler];
 
-export type Route = 'linkedin' | 'github' | 'medium' | 'substack' | 'page';
+export type Route = 'linkedin' | 'github' | 'github-other' | 'medium' | 'substack' | 'page';
 
 /** Which crawler a URL goes to before anything is fetched ('page' = decided from the page). */
 export function routeFor(url: URL): Route {
   if (isLinkedInUrl(url)) return 'linkedin';
   if (parseGithubRepo(url)) return 'github';
+  if (url.hostname === 'github.com' || url.hostname === 'www.github.com') return 'github-other';
   if (mediumCrawler.matchesUrl(url)) return 'medium';
   if (substackCrawler.matchesUrl(url)) return 'substack';
   return 'page';
@@ -58,6 +59,10 @@ export async function crawl(link: string, options: CrawlOptions = {}): Promise<C
   const route = routeFor(url);
 
   if (route === 'linkedin') throw new CrawlError('unsupported', `linkedin.com pages are not crawled: ${LINKEDIN_UNSUPPORTED_MESSAGE}`, { url: normalized });
+
+  if (route === 'github-other') {
+    throw new CrawlError('unsupported', 'only GitHub repository links (https://github.com/OWNER/REPO) are crawled', { url: normalized });
+  }
 
   if (route === 'github') {
     const { owner, repo } = parseGithubRepo(url)!;

@@ -145,6 +145,8 @@ describe('crawl() through the dispatcher, against the fixture server', () => {
     assert.equal((await crawlError(crawl('not a url at all', { fetcher }))).kind, 'invalid-url');
     assert.equal((await crawlError(crawl('ftp://example.com/file', { fetcher }))).kind, 'unsupported');
     assert.equal((await crawlError(crawl(`http://admin:hunter2@127.0.0.1:${server.port}/blog/x`, { fetcher }))).kind, 'invalid-url');
+    const gh = await crawlError(crawl('https://github.com/temporalio', { fetcher }));
+    assert.equal(gh.kind, 'unsupported');
     const li = await crawlError(crawl('https://www.linkedin.com/posts/someone_activity-123', { fetcher }));
     assert.equal(li.kind, 'unsupported');
     assert.match(li.message, /use the LinkedIn data export: twin etl linkedin-export <zip>/);
@@ -184,7 +186,8 @@ describe('routeFor', () => {
   it('routes by host', () => {
     assert.equal(routeFor(new URL('https://www.linkedin.com/in/x')), 'linkedin');
     assert.equal(routeFor(new URL('https://github.com/temporalio/sdk-typescript')), 'github');
-    assert.equal(routeFor(new URL('https://github.com/orgs/temporalio')), 'page');
+    assert.equal(routeFor(new URL('https://github.com/orgs/temporalio')), 'github-other');
+    assert.equal(routeFor(new URL('https://github.com/temporalio')), 'github-other');
     assert.equal(routeFor(new URL('https://medium.com/@x/y-123')), 'medium');
     assert.equal(routeFor(new URL('https://towardsai.medium.com/y')), 'medium');
     assert.equal(routeFor(new URL('https://someone.substack.com/p/post')), 'substack');

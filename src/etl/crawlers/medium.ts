@@ -31,6 +31,7 @@ const CHROME = [
   '[data-testid="storyPublishDate"]',
   '[data-testid="storyReadTime"]',
   '[aria-label="responses"]',
+  '[aria-label="kicker paragraph"]',
   '[aria-labelledby="postFooterSocialMenu"]',
   '[role="tooltip"]',
   'button',

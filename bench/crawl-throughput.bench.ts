@@ -28,7 +28,9 @@ async function serve(): Promise<void> {
 }
 
 async function startServerProcess(): Promise<{ url: string; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
     child.once('exit', (code) => reject(new Error(`fixture server exited with ${code}`)));
@@ -48,7 +50,11 @@ interface Run {
 }
 
 async function run(baseUrl: string, links: number, concurrency: number, round: number): Promise<Run> {
-  const fetcher = new Fetcher({ ssrf: { allow: ['127.0.0.1'] }, politeness: false, connectionsPerOrigin: Math.max(8, concurrency) });
+  const fetcher = new Fetcher({
+    ssrf: { allow: ['127.0.0.1'] },
+    politeness: false,
+    connectionsPerOrigin: Math.max(8, concurrency),
+  });
   const limit = pLimit(concurrency);
   let peakRss = 0;
   let peakHeap = 0;
@@ -100,7 +106,9 @@ async function main(): Promise<void> {
     const results: Run[] = [];
     results.push(await run(server.url, links, 1, 1));
     results.push(await run(server.url, links, concurrency, 2));
-    console.log(`\nCrawl throughput: ${links} links against the local fixture server (blog page, ~7 KB), politeness off`);
+    console.log(
+      `\nCrawl throughput: ${links} links against the local fixture server (blog page, ~7 KB), politeness off`,
+    );
     console.log(`command: npx tsx bench/crawl-throughput.bench.ts --links ${links} --concurrency ${concurrency}`);
     console.log(`node ${process.version}, ${process.platform}/${process.arch}\n`);
     console.log('concurrency  ok   failed  seconds  pages/s  peak RSS MiB  peak heap MiB');

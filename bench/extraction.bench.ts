@@ -67,8 +67,10 @@ export function shingleMatch(truth: string, pred: string): [number, number, numb
   return s > 0 ? [tp / s, fp / s, fn / s] : [0, 0, 0];
 }
 
-const precisionScore = (tp: number, fp: number, fn: number): number => (fp === 0 && fn === 0 ? 1 : tp === 0 && fp === 0 ? 0 : tp / (tp + fp));
-const recallScore = (tp: number, fp: number, fn: number): number => (fp === 0 && fn === 0 ? 1 : tp === 0 && fn === 0 ? 0 : tp / (tp + fn));
+const precisionScore = (tp: number, fp: number, fn: number): number =>
+  fp === 0 && fn === 0 ? 1 : tp === 0 && fp === 0 ? 0 : tp / (tp + fp);
+const recallScore = (tp: number, fp: number, fn: number): number =>
+  fp === 0 && fn === 0 ? 1 : tp === 0 && fn === 0 ? 0 : tp / (tp + fn);
 const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 interface Score {
@@ -106,7 +108,14 @@ function evaluate(pages: Page[], extractor: Extractor): Score {
   const ms = performance.now() - started;
   const precision = mean(ps);
   const recall = mean(rs);
-  return { precision, recall, f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0, accuracy: exact / pages.length, ms, perPage };
+  return {
+    precision,
+    recall,
+    f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0,
+    accuracy: exact / pages.length,
+    ms,
+    perPage,
+  };
 }
 
 interface Page {
@@ -117,10 +126,18 @@ interface Page {
 }
 
 function loadPages(dir: string): Page[] {
-  const truth = JSON.parse(readFileSync(resolve(dir, 'ground-truth.json'), 'utf8')) as Record<string, { url: string; articleBody: string }>;
+  const truth = JSON.parse(readFileSync(resolve(dir, 'ground-truth.json'), 'utf8')) as Record<
+    string,
+    { url: string; articleBody: string }
+  >;
   return Object.entries(truth)
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([key, v]) => ({ key, url: v.url, truth: v.articleBody, html: gunzipSync(readFileSync(resolve(dir, 'html', `${key}.html.gz`))).toString('utf8') }));
+    .map(([key, v]) => ({
+      key,
+      url: v.url,
+      truth: v.articleBody,
+      html: gunzipSync(readFileSync(resolve(dir, 'html', `${key}.html.gz`))).toString('utf8'),
+    }));
 }
 
 const baseline: Extractor = (html) => {
@@ -137,7 +154,8 @@ function main(): void {
   const pages = loadPages(dir);
   const only = arg('only');
   const rows: [string, Score][] = [];
-  if (only !== 'ours') rows.push(['@mozilla/readability 0.6 + linkedom (baseline, measured here)', evaluate(pages, baseline)]);
+  if (only !== 'ours')
+    rows.push(['@mozilla/readability 0.6 + linkedom (baseline, measured here)', evaluate(pages, baseline)]);
   if (only !== 'baseline') rows.push(['twin extractor (src/etl/extraction.ts, measured here)', evaluate(pages, ours)]);
 
   console.log(`\nExtraction benchmark: ${pages.length} pages from ${dir}`);
@@ -154,14 +172,17 @@ function main(): void {
   const mine = rows.find(([n]) => n.startsWith('twin'))?.[1];
   if (mine) {
     const above = PUBLISHED.filter(([, f1]) => mine.f1 > f1).map(([n]) => n);
-    console.log(`\ntwin extractor F1 ${mine.f1.toFixed(3)}: above ${above.length ? above.join(', ') : 'none of the published entries'}`);
+    console.log(
+      `\ntwin extractor F1 ${mine.f1.toFixed(3)}: above ${above.length ? above.join(', ') : 'none of the published entries'}`,
+    );
   }
 
   const worst = Number(arg('worst') ?? 0);
   if (worst > 0 && mine) {
     const byF = [...mine.perPage].sort((a, b) => a.p + a.r - (b.p + b.r));
     console.log(`\nworst ${worst} pages (ours):`);
-    for (const w of byF.slice(0, worst)) console.log(`  p=${w.p.toFixed(2)} r=${w.r.toFixed(2)} ${w.key.slice(0, 10)} ${w.url}`);
+    for (const w of byF.slice(0, worst))
+      console.log(`  p=${w.p.toFixed(2)} r=${w.r.toFixed(2)} ${w.key.slice(0, 10)} ${w.url}`);
   }
 }
 

@@ -26,8 +26,23 @@ export class InvalidLinkError extends Error {
 
 /** Query parameters that only track the visitor; removed everywhere. */
 const TRACKING_PARAMS = new Set([
-  'fbclid', 'gclid', 'dclid', 'gbraid', 'wbraid', 'msclkid', 'yclid', 'mc_cid', 'mc_eid', 'igshid', '_hsenc', '_hsmi',
-  'ref_src', 'ref_url', 'spm', 'trk', 'trkcampaign',
+  'fbclid',
+  'gclid',
+  'dclid',
+  'gbraid',
+  'wbraid',
+  'msclkid',
+  'yclid',
+  'mc_cid',
+  'mc_eid',
+  'igshid',
+  '_hsenc',
+  '_hsmi',
+  'ref_src',
+  'ref_url',
+  'spm',
+  'trk',
+  'trkcampaign',
 ]);
 /** Per-site tracking parameters (Medium's ?source=…, Substack's referral ?r=…). */
 const SITE_TRACKING_PARAMS: [RegExp, Set<string>][] = [
@@ -53,7 +68,8 @@ export function normalizeLink(input: string): string {
   if (!raw) throw new InvalidLinkError('empty', 'empty link');
   const hasScheme = /^[a-z][a-z\d+.-]*:/i.test(raw) && !/^[^/:]+\.[^/:]+:\d+/.test(raw);
   // A bare "example.com/post" gets https://; a bare word without a dot is not taken for a host.
-  if (!hasScheme && !/^(\/\/)?[^\s/?#]+\.[^\s/?#.]+([/?#:]|$)/.test(raw)) throw new InvalidLinkError('unparseable', `not a URL: ${truncate(raw)}`);
+  if (!hasScheme && !/^(\/\/)?[^\s/?#]+\.[^\s/?#.]+([/?#:]|$)/.test(raw))
+    throw new InvalidLinkError('unparseable', `not a URL: ${truncate(raw)}`);
   const withScheme = hasScheme ? raw : `https://${raw.replace(/^\/\//, '')}`;
   let url: URL;
   try {
@@ -62,9 +78,13 @@ export function normalizeLink(input: string): string {
     throw new InvalidLinkError('unparseable', `not a URL: ${truncate(raw)}`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidLinkError('scheme', `only http and https links can be crawled, got ${url.protocol.replace(/:$/, '')}`);
+    throw new InvalidLinkError(
+      'scheme',
+      `only http and https links can be crawled, got ${url.protocol.replace(/:$/, '')}`,
+    );
   }
-  if (url.username || url.password) throw new InvalidLinkError('credentials', 'links with credentials (user:password@host) are refused');
+  if (url.username || url.password)
+    throw new InvalidLinkError('credentials', 'links with credentials (user:password@host) are refused');
   let host = url.hostname.replace(/\.$/, '');
   if (!host) throw new InvalidLinkError('no-host', `link has no host: ${truncate(raw)}`);
   host = host.toLowerCase();

@@ -49,7 +49,9 @@ export async function crawl(link: string, options: CrawlOptions = {}): Promise<C
     normalized = normalizeLink(link);
   } catch (err) {
     if (err instanceof InvalidLinkError) {
-      throw new CrawlError(err.reason === 'scheme' ? 'unsupported' : 'invalid-url', err.message, { data: { reason: err.reason } });
+      throw new CrawlError(err.reason === 'scheme' ? 'unsupported' : 'invalid-url', err.message, {
+        data: { reason: err.reason },
+      });
     }
     throw err;
   }
@@ -58,10 +60,15 @@ export async function crawl(link: string, options: CrawlOptions = {}): Promise<C
   const fetcher = options.fetcher ?? getDefaultFetcher();
   const route = routeFor(url);
 
-  if (route === 'linkedin') throw new CrawlError('unsupported', `linkedin.com pages are not crawled: ${LINKEDIN_UNSUPPORTED_MESSAGE}`, { url: normalized });
+  if (route === 'linkedin')
+    throw new CrawlError('unsupported', `linkedin.com pages are not crawled: ${LINKEDIN_UNSUPPORTED_MESSAGE}`, {
+      url: normalized,
+    });
 
   if (route === 'github-other') {
-    throw new CrawlError('unsupported', 'only GitHub repository links (https://github.com/OWNER/REPO) are crawled', { url: normalized });
+    throw new CrawlError('unsupported', 'only GitHub repository links (https://github.com/OWNER/REPO) are crawled', {
+      url: normalized,
+    });
   }
 
   if (route === 'github') {
@@ -105,23 +112,41 @@ export async function crawl(link: string, options: CrawlOptions = {}): Promise<C
     extracted = crawler.extract(page, options);
   } catch (err) {
     if (isCrawlError(err)) throw err;
-    throw new CrawlError('parse', `could not parse the page: ${(err as Error).message}`, { url: page.finalUrl, cause: err });
+    throw new CrawlError('parse', `could not parse the page: ${(err as Error).message}`, {
+      url: page.finalUrl,
+      cause: err,
+    });
   }
   return toResult(normalized, documentId, page, crawler, extracted, options);
 }
 
-function toResult(link: string, documentId: string, page: FetchedPage, crawler: HtmlCrawler, a: ArticleContent, options: CrawlOptions): CrawlResult {
+function toResult(
+  link: string,
+  documentId: string,
+  page: FetchedPage,
+  crawler: HtmlCrawler,
+  a: ArticleContent,
+  options: CrawlOptions,
+): CrawlResult {
   if (!a.content.trim() && a.completeness === 'complete') {
-    throw new CrawlError('parse', 'no article text found on the page', { url: page.finalUrl, data: { crawler: crawler.id.name, title: a.title } });
-  }
-  if (a.completeness !== 'complete' && !options.allowPartial) {
-    throw new CrawlError(a.completeness, `${a.completeness} article: ${a.warnings.join('; ') || 'only part of the text is readable'}`, {
+    throw new CrawlError('parse', 'no article text found on the page', {
       url: page.finalUrl,
-      status: page.status,
-      data: { crawler: crawler.id.name, title: a.title, words: a.metadata.wordCount ?? 0 },
+      data: { crawler: crawler.id.name, title: a.title },
     });
   }
-  const platform = crawler === articleCrawler ? new URL(page.finalUrl).hostname.replace(/^www\./, '') : crawler.platform;
+  if (a.completeness !== 'complete' && !options.allowPartial) {
+    throw new CrawlError(
+      a.completeness,
+      `${a.completeness} article: ${a.warnings.join('; ') || 'only part of the text is readable'}`,
+      {
+        url: page.finalUrl,
+        status: page.status,
+        data: { crawler: crawler.id.name, title: a.title, words: a.metadata.wordCount ?? 0 },
+      },
+    );
+  }
+  const platform =
+    crawler === articleCrawler ? new URL(page.finalUrl).hostname.replace(/^www\./, '') : crawler.platform;
   const content = { Title: a.title, Subtitle: a.subtitle, Content: a.content };
   return {
     link,

@@ -58,7 +58,15 @@ export class CrawlError extends Error {
   }
 
   /** Plain object for activity results and logs (no stack, no cause). */
-  toJSON(): { kind: CrawlErrorKind; retryable: boolean; message: string; url?: string; status?: number; retryAfterMs?: number; data?: Record<string, unknown> } {
+  toJSON(): {
+    kind: CrawlErrorKind;
+    retryable: boolean;
+    message: string;
+    url?: string;
+    status?: number;
+    retryAfterMs?: number;
+    data?: Record<string, unknown>;
+  } {
     return {
       kind: this.kind,
       retryable: this.retryable,
@@ -78,10 +86,18 @@ export function isCrawlError(err: unknown): err is CrawlError {
 /** Classifies an HTTP status that is not a success. */
 export function errorForStatus(status: number, url: string, retryAfterMs?: number): CrawlError {
   if (status === 429) {
-    return new CrawlError('rate-limited', `HTTP 429 Too Many Requests from ${hostOf(url)}`, { url, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+    return new CrawlError('rate-limited', `HTTP 429 Too Many Requests from ${hostOf(url)}`, {
+      url,
+      status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
   }
   if (status >= 500) {
-    return new CrawlError('http-5xx', `HTTP ${status} from ${hostOf(url)}`, { url, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+    return new CrawlError('http-5xx', `HTTP ${status} from ${hostOf(url)}`, {
+      url,
+      status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
   }
   if (status === 408) return new CrawlError('timeout', `HTTP 408 Request Timeout from ${hostOf(url)}`, { url, status });
   return new CrawlError('http-4xx', `HTTP ${status} from ${hostOf(url)}`, { url, status });

@@ -78,7 +78,8 @@ function metaContent(doc: DomDocument, ...keys: string[]): string | undefined {
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
-const ARTICLE_TYPES = /^(Article|NewsArticle|BlogPosting|TechArticle|ScholarlyArticle|Report|AnalysisNewsArticle|OpinionNewsArticle|ReportageNewsArticle|ReviewNewsArticle|LiveBlogPosting|SocialMediaPosting|DiscussionForumPosting|Review|WebPage|MedicalWebPage|CreativeWork|Blog)$/;
+const ARTICLE_TYPES =
+  /^(Article|NewsArticle|BlogPosting|TechArticle|ScholarlyArticle|Report|AnalysisNewsArticle|OpinionNewsArticle|ReportageNewsArticle|ReviewNewsArticle|LiveBlogPosting|SocialMediaPosting|DiscussionForumPosting|Review|WebPage|MedicalWebPage|CreativeWork|Blog)$/;
 
 function isObject(v: Json | undefined): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -132,9 +133,7 @@ function decodeEntities(s: string): string {
 }
 
 function pickArticleNode(nodes: JsonObject[]): JsonObject | undefined {
-  const ranked = nodes
-    .filter((n) => typesOf(n).some((t) => ARTICLE_TYPES.test(t)))
-    .sort((a, b) => score(b) - score(a));
+  const ranked = nodes.filter((n) => typesOf(n).some((t) => ARTICLE_TYPES.test(t))).sort((a, b) => score(b) - score(a));
   return ranked[0];
   function score(n: JsonObject): number {
     const types = typesOf(n);
@@ -162,69 +161,203 @@ export function extractMetadata(doc: DomDocument): ArticleMetadata {
 
   const alt = jsonText(ld?.alternativeHeadline);
   const description = metaContent(doc, 'og:description', 'description', 'twitter:description');
-  meta.subtitle = alt ?? jsonText(ld?.description) ?? (description ? cleanText(decodeEntities(description)) : undefined);
+  meta.subtitle =
+    alt ?? jsonText(ld?.description) ?? (description ? cleanText(decodeEntities(description)) : undefined);
 
   const ldAuthor = ld?.author ?? ld?.creator;
-  const authorFromLd = Array.isArray(ldAuthor)
-    ? ldAuthor.map(jsonText).filter(Boolean).join(', ')
-    : jsonText(ldAuthor);
+  const authorFromLd = Array.isArray(ldAuthor) ? ldAuthor.map(jsonText).filter(Boolean).join(', ') : jsonText(ldAuthor);
   meta.author =
     (authorFromLd || undefined) ??
     metaContent(doc, 'author', 'article:author', 'parsely-author', 'sailthru.author', 'dc.creator', 'DC.creator') ??
-    (cleanText(doc.querySelector('[rel="author"], [itemprop="author"] [itemprop="name"], [itemprop="author"]')?.textContent) || undefined);
+    (cleanText(
+      doc.querySelector('[rel="author"], [itemprop="author"] [itemprop="name"], [itemprop="author"]')?.textContent,
+    ) ||
+      undefined);
   if (meta.author && /^https?:\/\//.test(meta.author)) meta.author = undefined;
 
   meta.publishedAt =
     jsonText(ld?.datePublished) ??
-    metaContent(doc, 'article:published_time', 'datePublished', 'pubdate', 'publishdate', 'date', 'dc.date', 'DC.date.issued') ??
+    metaContent(
+      doc,
+      'article:published_time',
+      'datePublished',
+      'pubdate',
+      'publishdate',
+      'date',
+      'dc.date',
+      'DC.date.issued',
+    ) ??
     (doc.querySelector('time[datetime]')?.getAttribute('datetime') || undefined);
 
   const publisher = ld?.publisher;
-  meta.siteName = metaContent(doc, 'og:site_name', 'application-name') ?? (isObject(publisher) ? jsonText(publisher.name) : undefined);
+  meta.siteName =
+    metaContent(doc, 'og:site_name', 'application-name') ??
+    (isObject(publisher) ? jsonText(publisher.name) : undefined);
   meta.language =
-    (doc.documentElement?.getAttribute('lang') || undefined) ?? metaContent(doc, 'og:locale', 'language', 'content-language') ?? jsonText(ld?.inLanguage);
+    (doc.documentElement?.getAttribute('lang') || undefined) ??
+    metaContent(doc, 'og:locale', 'language', 'content-language') ??
+    jsonText(ld?.inLanguage);
   meta.canonicalUrl = doc.querySelector('link[rel="canonical"]')?.getAttribute('href') ?? metaContent(doc, 'og:url');
 
   const keywords = ld?.keywords ?? metaContent(doc, 'keywords', 'news_keywords');
   const tagList = Array.isArray(keywords)
     ? keywords.map(jsonText).filter((x): x is string => !!x)
     : typeof keywords === 'string'
-      ? keywords.split(',').map((t) => t.trim()).filter(Boolean)
-      : Array.from(doc.querySelectorAll('meta[property="article:tag"]')).map((m) => cleanText(m.getAttribute('content'))).filter(Boolean);
+      ? keywords
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean)
+      : Array.from(doc.querySelectorAll('meta[property="article:tag"]'))
+          .map((m) => cleanText(m.getAttribute('content')))
+          .filter(Boolean);
   if (tagList.length) meta.tags = tagList.slice(0, 30);
 
-  if (ld && typeof ld.articleBody === 'string' && ld.articleBody.trim()) meta.articleBody = decodeEntities(ld.articleBody).trim();
+  if (ld && typeof ld.articleBody === 'string' && ld.articleBody.trim())
+    meta.articleBody = decodeEntities(ld.articleBody).trim();
   const free = ld?.isAccessibleForFree;
   if (free === false || (typeof free === 'string' && /^false$/i.test(free))) meta.paywalled = true;
-  for (const k of Object.keys(meta) as (keyof ArticleMetadata)[]) if (meta[k] === undefined || meta[k] === '') delete meta[k];
+  for (const k of Object.keys(meta) as (keyof ArticleMetadata)[])
+    if (meta[k] === undefined || meta[k] === '') delete meta[k];
   return meta;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Boilerplate pruning (before Readability, while class names and roles are still there)
 
-const REMOVE_TAGS = 'script, style, noscript, template, iframe, svg, canvas, button, select, input, textarea, dialog, object, embed, link, meta';
+const REMOVE_TAGS =
+  'script, style, noscript, template, iframe, svg, canvas, button, select, input, textarea, dialog, object, embed, link, meta';
 const REMOVE_ALWAYS_GUARDED = 'nav, aside, footer, header, form, figcaption, menu';
-const REMOVE_ROLES = /^(navigation|banner|contentinfo|complementary|dialog|alertdialog|search|menu|menubar|toolbar|tooltip|alert|status)$/;
+const REMOVE_ROLES =
+  /^(navigation|banner|contentinfo|complementary|dialog|alertdialog|search|menu|menubar|toolbar|tooltip|alert|status)$/;
 
 /** Words in class/id names that mark a block as boilerplate wherever they appear. */
 const STRONG = new Set([
-  'comment', 'comments', 'commentlist', 'disqus', 'respond', 'replies', 'share', 'sharing', 'sharebar', 'sharetools', 'social',
-  'socials', 'related', 'recommended', 'recommendation', 'recommendations', 'recirc', 'recirculation', 'newsletter',
-  'subscribe', 'subscription', 'signup', 'advert', 'advertisement', 'advertising', 'ad', 'ads', 'adslot', 'adunit',
-  'dfp', 'gpt', 'sponsor', 'sponsored', 'cookie', 'cookies', 'consent', 'gdpr', 'breadcrumb', 'breadcrumbs', 'outbrain',
-  'taboola', 'zergnet', 'caption', 'credit', 'credits', 'hidden', 'sronly', 'popup', 'modal', 'overlay', 'toast',
-  'trending', 'mostread', 'mostpopular', 'morestories', 'readmore', 'readnext', 'upnext', 'printonly', 'skiplink', 'skip',
-  'paywallprompt', 'promo', 'promotion',
+  'comment',
+  'comments',
+  'commentlist',
+  'disqus',
+  'respond',
+  'replies',
+  'share',
+  'sharing',
+  'sharebar',
+  'sharetools',
+  'social',
+  'socials',
+  'related',
+  'recommended',
+  'recommendation',
+  'recommendations',
+  'recirc',
+  'recirculation',
+  'newsletter',
+  'subscribe',
+  'subscription',
+  'signup',
+  'advert',
+  'advertisement',
+  'advertising',
+  'ad',
+  'ads',
+  'adslot',
+  'adunit',
+  'dfp',
+  'gpt',
+  'sponsor',
+  'sponsored',
+  'cookie',
+  'cookies',
+  'consent',
+  'gdpr',
+  'breadcrumb',
+  'breadcrumbs',
+  'outbrain',
+  'taboola',
+  'zergnet',
+  'caption',
+  'credit',
+  'credits',
+  'hidden',
+  'sronly',
+  'popup',
+  'modal',
+  'overlay',
+  'toast',
+  'trending',
+  'mostread',
+  'mostpopular',
+  'morestories',
+  'readmore',
+  'readnext',
+  'upnext',
+  'printonly',
+  'skiplink',
+  'skip',
+  'paywallprompt',
+  'promo',
+  'promotion',
 ]);
 /** Words that mark boilerplate only when the name does not also say it is the content. */
 const WEAK = new Set([
-  'meta', 'metadata', 'tags', 'tag', 'tagcloud', 'topics', 'categories', 'author', 'authors', 'bio', 'byline',
-  'dateline', 'timestamp', 'date', 'published', 'updated', 'header', 'footer', 'nav', 'navbar', 'navigation', 'menu',
-  'sidebar', 'widget', 'widgets', 'banner', 'masthead', 'toolbar', 'pagination', 'pager', 'rating', 'reactions', 'follow',
-  'login', 'signin', 'register', 'print', 'tools', 'utility', 'links', 'more', 'also', 'popular', 'feedback', 'about',
+  'meta',
+  'metadata',
+  'tags',
+  'tag',
+  'tagcloud',
+  'topics',
+  'categories',
+  'author',
+  'authors',
+  'bio',
+  'byline',
+  'dateline',
+  'timestamp',
+  'date',
+  'published',
+  'updated',
+  'header',
+  'footer',
+  'nav',
+  'navbar',
+  'navigation',
+  'menu',
+  'sidebar',
+  'widget',
+  'widgets',
+  'banner',
+  'masthead',
+  'toolbar',
+  'pagination',
+  'pager',
+  'rating',
+  'reactions',
+  'follow',
+  'login',
+  'signin',
+  'register',
+  'print',
+  'tools',
+  'utility',
+  'links',
+  'more',
+  'also',
+  'popular',
+  'feedback',
+  'about',
 ]);
-const PROTECT = new Set(['content', 'article', 'body', 'main', 'post', 'entry', 'story', 'text', 'prose', 'markup', 'richtext']);
+const PROTECT = new Set([
+  'content',
+  'article',
+  'body',
+  'main',
+  'post',
+  'entry',
+  'story',
+  'text',
+  'prose',
+  'markup',
+  'richtext',
+]);
 
 /** Class and id tokens, each split into lower-case parts ("postMeta" / "post-meta" → ["post", "meta"]). */
 function nameTokens(el: DomElement): string[][] {
@@ -232,7 +365,11 @@ function nameTokens(el: DomElement): string[][] {
   const tokens: string[][] = [];
   for (const token of raw.split(/\s+/)) {
     if (!token) continue;
-    const parts = token.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase().split(/[-_:]+/).filter(Boolean);
+    const parts = token
+      .replace(/([a-z])([A-Z])/g, '$1-$2')
+      .toLowerCase()
+      .split(/[-_:]+/)
+      .filter(Boolean);
     if (parts.length) tokens.push([...parts, parts.join('')]);
   }
   return tokens;
@@ -300,12 +437,28 @@ function prune(doc: DomDocument): void {
 
 const BOILERPLATE_LINE = new RegExp(
   [
-    '^advertisement$', '^advertisements?\\b', '^ad$', '^sponsored( content)?$', '^(read|see|watch) (more|also|next)\\b',
-    '^(related|more)( (stories|articles|coverage|reading|news))?\\s*[:|]', '^don.?t miss\\b', '^recommended\\b',
-    '^continue reading\\b', '^(sign up|subscribe)\\b', '^click here\\b', '^(image|photo|picture|video|graphic|illustration|credit|source)s?( credit)?\\s*[:|]',
-    '^(image|photo)s?:? (getty|ap|reuters|afp|shutterstock)\\b', '^this slideshow requires javascript', '^skip to (main )?content',
-    '^share (this|on)\\b', '^(follow|like) us on\\b', '^(published|updated|posted)\\s*[:]?\\s*\\d', '^image \\d+ of \\d+$',
-    '^\\d+ of \\d+$', '^(listen|print|email|share|tweet|comments?)$', '^getty images$',
+    '^advertisement$',
+    '^advertisements?\\b',
+    '^ad$',
+    '^sponsored( content)?$',
+    '^(read|see|watch) (more|also|next)\\b',
+    '^(related|more)( (stories|articles|coverage|reading|news))?\\s*[:|]',
+    '^don.?t miss\\b',
+    '^recommended\\b',
+    '^continue reading\\b',
+    '^(sign up|subscribe)\\b',
+    '^click here\\b',
+    '^(image|photo|picture|video|graphic|illustration|credit|source)s?( credit)?\\s*[:|]',
+    '^(image|photo)s?:? (getty|ap|reuters|afp|shutterstock)\\b',
+    '^this slideshow requires javascript',
+    '^skip to (main )?content',
+    '^share (this|on)\\b',
+    '^(follow|like) us on\\b',
+    '^(published|updated|posted)\\s*[:]?\\s*\\d',
+    '^image \\d+ of \\d+$',
+    '^\\d+ of \\d+$',
+    '^(listen|print|email|share|tweet|comments?)$',
+    '^getty images$',
   ].join('|'),
   'i',
 );
@@ -327,7 +480,10 @@ function postClean(root: DomElement, doc: DomDocument): void {
   const counts = new Map<string, number>();
   // Readability moved the article out of the document: count in both what is left of the page and the article.
   const leafSelector = 'p, li, h2, h3, h4, figcaption, span, a, div';
-  const pageBlocks = [...Array.from(doc.querySelectorAll(leafSelector)), ...Array.from(root.querySelectorAll(leafSelector))].filter((e) => e.children.length === 0);
+  const pageBlocks = [
+    ...Array.from(doc.querySelectorAll(leafSelector)),
+    ...Array.from(root.querySelectorAll(leafSelector)),
+  ].filter((e) => e.children.length === 0);
   for (const el of pageBlocks) {
     const t = cleanText(el.textContent).toLowerCase();
     if (t.length >= 3 && t.length < 200) counts.set(t, (counts.get(t) ?? 0) + 1);
@@ -347,7 +503,12 @@ function postClean(root: DomElement, doc: DomDocument): void {
     let linkText = 0;
     for (const a of Array.from(el.querySelectorAll('a'))) linkText += cleanText(a.textContent).length;
     const items = el.querySelectorAll('li').length;
-    if (linkText / text.length > 0.8 && (items >= 2 || text.length < 200) && text.length < rootText * 0.3 && !el.querySelector('pre, code')) {
+    if (
+      linkText / text.length > 0.8 &&
+      (items >= 2 || text.length < 200) &&
+      text.length < rootText * 0.3 &&
+      !el.querySelector('pre, code')
+    ) {
       el.remove();
     }
   }
@@ -376,7 +537,10 @@ function paragraphFallback(doc: DomDocument): string {
   for (const el of Array.from(best.querySelectorAll('p, h2, h3, h4, li, pre, blockquote'))) {
     if (el.parentElement?.closest('p, li, pre, blockquote') && el.tagName !== 'PRE') continue;
     const t = el.tagName === 'PRE' ? htmlToMarkdown(el) : cleanText(el.textContent);
-    if (t) blocks.push(/^H\d$/.test(el.tagName) ? `${'#'.repeat(Number(el.tagName[1]))} ${t}` : el.tagName === 'LI' ? `- ${t}` : t);
+    if (t)
+      blocks.push(
+        /^H\d$/.test(el.tagName) ? `${'#'.repeat(Number(el.tagName[1]))} ${t}` : el.tagName === 'LI' ? `- ${t}` : t,
+      );
   }
   return blocks.join('\n\n');
 }
@@ -406,7 +570,11 @@ export function extractArticle(html: string, url?: string, options: ExtractOptio
   let readabilityTitle: string | undefined;
   let byline: string | undefined;
   try {
-    const reader = new Readability<DomNode>(doc, { serializer: (n: DomNode) => n, charThreshold: 400, keepClasses: true });
+    const reader = new Readability<DomNode>(doc, {
+      serializer: (n: DomNode) => n,
+      charThreshold: 400,
+      keepClasses: true,
+    });
     const result = reader.parse();
     readabilityTitle = cleanText(result?.title) || undefined;
     byline = cleanText(result?.byline) || undefined;

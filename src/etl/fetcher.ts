@@ -18,7 +18,8 @@ import { SsrfPolicy, type SsrfOptions } from './ssrf';
  * (gzip, deflate, br) and cut off at `maxBodyBytes` → charset detection and decoding (invalid bytes become U+FFFD).
  */
 
-export const CRAWLER_USER_AGENT = 'LLMTwinBot/0.1 (crawls the writing of the person who asked for it; respects robots.txt)';
+export const CRAWLER_USER_AGENT =
+  'LLMTwinBot/0.1 (crawls the writing of the person who asked for it; respects robots.txt)';
 
 export const HTML_CONTENT_TYPES = ['text/html', 'application/xhtml+xml'];
 
@@ -89,7 +90,12 @@ const DEFAULTS = {
 };
 
 export class Fetcher {
-  readonly options: Required<Pick<FetcherOptions, 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'totalTimeoutMs' | 'maxBodyBytes' | 'maxRedirects'>> & {
+  readonly options: Required<
+    Pick<
+      FetcherOptions,
+      'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'totalTimeoutMs' | 'maxBodyBytes' | 'maxRedirects'
+    >
+  > & {
     userAgent: string;
   };
   readonly ssrf: SsrfPolicy;
@@ -108,7 +114,8 @@ export class Fetcher {
       userAgent: options.userAgent ?? CRAWLER_USER_AGENT,
     };
     this.ssrf = new SsrfPolicy(options.ssrf);
-    this.scheduler = options.politeness === false ? HostScheduler.unlimited() : new HostScheduler(options.politeness ?? {});
+    this.scheduler =
+      options.politeness === false ? HostScheduler.unlimited() : new HostScheduler(options.politeness ?? {});
     this.agent = new Agent({
       connect: { timeout: this.options.connectTimeoutMs, lookup: this.ssrf.guardedLookup },
       headersTimeout: this.options.headersTimeoutMs,
@@ -122,7 +129,12 @@ export class Fetcher {
         ? undefined
         : new RobotsCache(
             async (url) => {
-              const page = await this.fetch(url, { accept: '*', skipRobots: true, maxBodyBytes: 512 * 1024, truncate: true });
+              const page = await this.fetch(url, {
+                accept: '*',
+                skipRobots: true,
+                maxBodyBytes: 512 * 1024,
+                truncate: true,
+              });
               return { status: page.status, body: page.body };
             },
             robotsOption === true ? {} : robotsOption,
@@ -139,7 +151,10 @@ export class Fetcher {
     for (;;) {
       const target = this.checkUrl(current, url);
       if (seen.has(target.href)) {
-        throw new CrawlError('too-many-redirects', `redirect loop: ${[...redirects].join(' → ')}`, { url: target.href, data: { redirects } });
+        throw new CrawlError('too-many-redirects', `redirect loop: ${[...redirects].join(' → ')}`, {
+          url: target.href,
+          data: { redirects },
+        });
       }
       seen.add(target.href);
       if (this.robots && !request.skipRobots) {
@@ -149,7 +164,11 @@ export class Fetcher {
       const result = await this.scheduler.run(target.host, () => this.once(target, request, signal));
       if ('redirect' in result) {
         if (redirects.length >= this.options.maxRedirects) {
-          throw new CrawlError('too-many-redirects', `more than ${this.options.maxRedirects} redirects`, { url: target.href, status: result.status, data: { redirects } });
+          throw new CrawlError('too-many-redirects', `more than ${this.options.maxRedirects} redirects`, {
+            url: target.href,
+            status: result.status,
+            data: { redirects },
+          });
         }
         redirects.push(result.redirect);
         current = result.redirect;
@@ -172,10 +191,16 @@ export class Fetcher {
       throw new CrawlError('invalid-url', `not a URL: ${href}`, { url: original });
     }
     if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-      throw new CrawlError(href === original ? 'invalid-url' : 'blocked', `only http(s) can be fetched, got ${target.protocol}`, { url: href });
+      throw new CrawlError(
+        href === original ? 'invalid-url' : 'blocked',
+        `only http(s) can be fetched, got ${target.protocol}`,
+        { url: href },
+      );
     }
     if (target.username || target.password) {
-      throw new CrawlError('invalid-url', 'URLs with credentials (user:password@host) are refused', { url: `${target.protocol}//${target.host}${target.pathname}` });
+      throw new CrawlError('invalid-url', 'URLs with credentials (user:password@host) are refused', {
+        url: `${target.protocol}//${target.host}${target.pathname}`,
+      });
     }
     target.hash = '';
     const host = target.hostname.replace(/^\[|\]$/g, '');
@@ -214,12 +239,16 @@ export class Fetcher {
     if (status >= 300 && status < 400 && status !== 304) {
       res.body.destroy();
       const location = headers.location;
-      if (!location) throw new CrawlError('http-4xx', `HTTP ${status} without a Location header`, { url: href, status });
+      if (!location)
+        throw new CrawlError('http-4xx', `HTTP ${status} without a Location header`, { url: href, status });
       let next: string;
       try {
         next = new URL(location, href).href;
       } catch {
-        throw new CrawlError('invalid-url', `redirect to an invalid URL: ${location.slice(0, 200)}`, { url: href, status });
+        throw new CrawlError('invalid-url', `redirect to an invalid URL: ${location.slice(0, 200)}`, {
+          url: href,
+          status,
+        });
       }
       return { redirect: next, status };
     }
@@ -232,14 +261,22 @@ export class Fetcher {
     const accept = options.accept ?? HTML_CONTENT_TYPES;
     if (accept !== '*' && contentType && !accept.includes(contentType)) {
       res.body.destroy();
-      throw new CrawlError('bad-content-type', `expected ${accept.join(' or ')}, got ${contentType}`, { url: href, status, data: { contentType } });
+      throw new CrawlError('bad-content-type', `expected ${accept.join(' or ')}, got ${contentType}`, {
+        url: href,
+        status,
+        data: { contentType },
+      });
     }
     const maxBytes = options.maxBodyBytes ?? this.options.maxBodyBytes;
     const declared = Number(headers['content-length']);
     const encoding = (headers['content-encoding'] ?? 'identity').trim().toLowerCase();
     if (!options.truncate && encoding === 'identity' && Number.isFinite(declared) && declared > maxBytes) {
       res.body.destroy();
-      throw new CrawlError('too-large', `body of ${declared} bytes exceeds the ${maxBytes}-byte limit`, { url: href, status, data: { bytes: declared, limit: maxBytes } });
+      throw new CrawlError('too-large', `body of ${declared} bytes exceeds the ${maxBytes}-byte limit`, {
+        url: href,
+        status,
+        data: { bytes: declared, limit: maxBytes },
+      });
     }
 
     const { bytes, truncated } = await readBody(res.body, encoding, maxBytes, !!options.truncate, href, signal);
@@ -265,7 +302,8 @@ export class Fetcher {
 
 function flattenHeaders(raw: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(raw)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  for (const [k, v] of Object.entries(raw))
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
   return out;
 }
 
@@ -301,7 +339,10 @@ async function readBody(
         }
         body.destroy();
         stream.destroy();
-        throw new CrawlError('too-large', `body exceeds the ${maxBytes}-byte limit`, { url, data: { limit: maxBytes } });
+        throw new CrawlError('too-large', `body exceeds the ${maxBytes}-byte limit`, {
+          url,
+          data: { limit: maxBytes },
+        });
       }
       chunks.push(buf);
       total += buf.length;
@@ -338,8 +379,12 @@ export function classifyTransportError(err: unknown, url: string, signal?: Abort
   const message = (err as Error)?.message ?? String(err);
   if (signal?.aborted) {
     const reason: unknown = signal.reason;
-    if (reason instanceof Error && reason.name === 'TimeoutError') return new CrawlError('timeout', 'total fetch time limit exceeded', { url, cause: err });
-    return new CrawlError('network', `fetch aborted: ${reason instanceof Error ? reason.message : String(reason)}`, { url, cause: err });
+    if (reason instanceof Error && reason.name === 'TimeoutError')
+      return new CrawlError('timeout', 'total fetch time limit exceeded', { url, cause: err });
+    return new CrawlError('network', `fetch aborted: ${reason instanceof Error ? reason.message : String(reason)}`, {
+      url,
+      cause: err,
+    });
   }
   const code = errorCode(err);
   switch (code) {

@@ -1,7 +1,22 @@
 /** Public surface of the ETL library (fetching, crawling, extraction). Temporal glue lives in activities/. */
 export { crawl, routeFor, DEFAULT_CRAWL_CONCURRENCY, type Route } from './dispatcher';
-export { CrawlError, isCrawlError, isRetryableKind, NON_RETRYABLE_KINDS, RETRYABLE_KINDS, type CrawlErrorKind } from './errors';
-export { Fetcher, getDefaultFetcher, CRAWLER_USER_AGENT, HTML_CONTENT_TYPES, type FetcherOptions, type FetchedPage, type FetchRequestOptions } from './fetcher';
+export {
+  CrawlError,
+  isCrawlError,
+  isRetryableKind,
+  NON_RETRYABLE_KINDS,
+  RETRYABLE_KINDS,
+  type CrawlErrorKind,
+} from './errors';
+export {
+  Fetcher,
+  getDefaultFetcher,
+  CRAWLER_USER_AGENT,
+  HTML_CONTENT_TYPES,
+  type FetcherOptions,
+  type FetchedPage,
+  type FetchRequestOptions,
+} from './fetcher';
 export { SsrfPolicy, type SsrfOptions } from './ssrf';
 export { RobotsCache, type RobotsOptions } from './robots';
 export { HostScheduler, type PolitenessOptions } from './politeness';

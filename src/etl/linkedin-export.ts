@@ -35,7 +35,10 @@ const SHARES = /(^|\/)shares\.csv$/i;
 const ARTICLE = /(^|\/)articles\/(articles\/)?[^/]+\.html?$/i;
 
 /** Parses an export archive (path or bytes). Throws CrawlError('parse') when it is not a LinkedIn export zip. */
-export async function parseLinkedInExport(zip: string | Uint8Array, options: LinkedInExportOptions = {}): Promise<LinkedInExportResult> {
+export async function parseLinkedInExport(
+  zip: string | Uint8Array,
+  options: LinkedInExportOptions = {},
+): Promise<LinkedInExportResult> {
   const bytes = typeof zip === 'string' ? new Uint8Array(await readFile(zip)) : zip;
   const maxEntry = options.maxEntryBytes ?? 50 * 1024 * 1024;
   const skipped: LinkedInExportResult['skipped'] = [];
@@ -45,7 +48,10 @@ export async function parseLinkedInExport(zip: string | Uint8Array, options: Lin
       filter: (file) => {
         if (!SHARES.test(file.name) && !ARTICLE.test(file.name)) return false;
         if (file.originalSize > maxEntry) {
-          skipped.push({ source: file.name, reason: `entry of ${file.originalSize} bytes exceeds the ${maxEntry}-byte cap` });
+          skipped.push({
+            source: file.name,
+            reason: `entry of ${file.originalSize} bytes exceeds the ${maxEntry}-byte cap`,
+          });
           return false;
         }
         return true;
@@ -55,7 +61,8 @@ export async function parseLinkedInExport(zip: string | Uint8Array, options: Lin
     throw new CrawlError('parse', `not a readable zip archive: ${(err as Error).message}`, { cause: err });
   }
   const names = Object.keys(entries);
-  if (!names.length && !skipped.length) throw new CrawlError('parse', 'no Shares.csv or Articles/*.html in the archive: is it a LinkedIn data export?');
+  if (!names.length && !skipped.length)
+    throw new CrawlError('parse', 'no Shares.csv or Articles/*.html in the archive: is it a LinkedIn data export?');
 
   const fetchedAt = new Date().toISOString();
   const decoder = new TextDecoder('utf-8', { fatal: false });
@@ -120,7 +127,10 @@ export async function parseLinkedInExport(zip: string | Uint8Array, options: Lin
     const html = decoder.decode(entries[name]);
     const a = extractArticle(html);
     const canonical = /<a[^>]+href="(https:\/\/www\.linkedin\.com\/pulse\/[^"]+)"/i.exec(html)?.[1] ?? a.canonicalUrl;
-    const slug = name.split('/').pop()!.replace(/\.html?$/i, '');
+    const slug = name
+      .split('/')
+      .pop()!
+      .replace(/\.html?$/i, '');
     let link: string;
     try {
       link = normalizeLink(canonical ?? `https://www.linkedin.com/pulse/${encodeURIComponent(slug)}`);

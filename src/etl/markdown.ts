@@ -10,7 +10,6 @@ import type { DomElement, DomNode } from './dom';
  * Markdown escaping is switched off on purpose: `snake\_case` and `1\.` are wrong text for a language model.
  */
 
-
 function codeLanguage(node: DomElement): string {
   const candidates: DomElement[] = [node];
   const code = node.querySelector('code');
@@ -18,7 +17,8 @@ function codeLanguage(node: DomElement): string {
   const tagged = node.querySelector('[data-code-block-lang], [data-lang], [data-language]');
   if (tagged) candidates.push(tagged);
   for (const el of candidates) {
-    const attr = el.getAttribute('data-lang') ?? el.getAttribute('data-language') ?? el.getAttribute('data-code-block-lang');
+    const attr =
+      el.getAttribute('data-lang') ?? el.getAttribute('data-language') ?? el.getAttribute('data-code-block-lang');
     if (attr && /^[\w+#.-]{1,30}$/.test(attr)) return attr.toLowerCase();
     const cls = el.getAttribute('class') ?? '';
     const m = /(?:^|\s)(?:language|lang|highlight-source|brush:?)-?([\w+#.-]{1,30})/i.exec(cls);
@@ -57,7 +57,24 @@ function createService(): TurndownService {
     hr: '---',
   });
   td.escape = (s: string): string => s;
-  td.remove(['script', 'style', 'noscript', 'template', 'iframe', 'svg', 'canvas', 'button', 'select', 'input', 'textarea', 'form', 'object', 'embed', 'video', 'audio'] as TurndownService.Filter);
+  td.remove([
+    'script',
+    'style',
+    'noscript',
+    'template',
+    'iframe',
+    'svg',
+    'canvas',
+    'button',
+    'select',
+    'input',
+    'textarea',
+    'form',
+    'object',
+    'embed',
+    'video',
+    'audio',
+  ] as TurndownService.Filter);
   td.addRule('image', { filter: ['img', 'picture', 'source'], replacement: () => '' });
   td.addRule('link', {
     filter: (node) => (node as unknown as DomNode).nodeName === 'A',
@@ -83,9 +100,13 @@ function createService(): TurndownService {
   td.addRule('tableRow', { filter: 'tr', replacement: (content) => `\n${content}` });
   td.addRule('tableSection', {
     filter: ['table', 'thead', 'tbody', 'tfoot'],
-    replacement: (content, node) => ((node as unknown as DomNode).nodeName === 'TABLE' ? `\n\n${content.trim()}\n\n` : content),
+    replacement: (content, node) =>
+      (node as unknown as DomNode).nodeName === 'TABLE' ? `\n\n${content.trim()}\n\n` : content,
   });
-  td.addRule('caption', { filter: ['caption', 'figcaption'], replacement: (content) => (content.trim() ? `\n\n${content.trim()}\n\n` : '') });
+  td.addRule('caption', {
+    filter: ['caption', 'figcaption'],
+    replacement: (content) => (content.trim() ? `\n\n${content.trim()}\n\n` : ''),
+  });
   return td;
 }
 

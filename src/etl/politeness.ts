@@ -86,12 +86,14 @@ export class HostScheduler {
     const s = this.hosts.get(host);
     if (!s) return;
     const next = s.queue.shift();
-    if (next) next(); // hand the slot over; `active` stays the same
+    if (next)
+      next(); // hand the slot over; `active` stays the same
     else s.active--;
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const [host, s] of this.hosts) if (s.active === 0 && s.queue.length === 0 && s.nextStart < now) this.hosts.delete(host);
+    for (const [host, s] of this.hosts)
+      if (s.active === 0 && s.queue.length === 0 && s.nextStart < now) this.hosts.delete(host);
   }
 }

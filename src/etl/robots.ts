@@ -56,7 +56,12 @@ export class RobotsCache {
   /** Throws CrawlError('robots') when robots.txt disallows the URL. */
   async assertAllowed(url: string): Promise<RobotsVerdict> {
     const verdict = await this.check(url);
-    if (!verdict.allowed) throw new CrawlError('robots', `robots.txt of ${new URL(url).host} disallows ${new URL(url).pathname} for ${this.userAgentToken}`, { url });
+    if (!verdict.allowed)
+      throw new CrawlError(
+        'robots',
+        `robots.txt of ${new URL(url).host} disallows ${new URL(url).pathname} for ${this.userAgentToken}`,
+        { url },
+      );
     return verdict;
   }
 
@@ -76,9 +81,14 @@ export class RobotsCache {
     let entry: Entry;
     try {
       const { status, body } = await this.fetchText(robotsUrl);
-      if (status >= 200 && status < 300) entry = { expires: Date.now() + this.ttlMs, robot: robotsParser(robotsUrl, body) };
+      if (status >= 200 && status < 300)
+        entry = { expires: Date.now() + this.ttlMs, robot: robotsParser(robotsUrl, body) };
       else if (status >= 400 && status < 500) entry = { expires: Date.now() + this.ttlMs };
-      else throw new CrawlError('http-5xx', `robots.txt of ${new URL(origin).host} answered HTTP ${status}`, { url: robotsUrl, status });
+      else
+        throw new CrawlError('http-5xx', `robots.txt of ${new URL(origin).host} answered HTTP ${status}`, {
+          url: robotsUrl,
+          status,
+        });
     } catch (err) {
       if (isCrawlError(err) && err.kind === 'http-4xx') {
         entry = { expires: Date.now() + this.ttlMs };
@@ -88,11 +98,15 @@ export class RobotsCache {
         entry = { expires: Date.now() + this.ttlMs };
       } else {
         const kind = isCrawlError(err) ? err.kind : 'network';
-        throw new CrawlError(kind, `robots.txt of ${new URL(origin).host} unreachable (RFC 9309: assume disallow; retry later): ${(err as Error).message}`, {
-          url: robotsUrl,
-          cause: err,
-          ...(isCrawlError(err) && err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
-        });
+        throw new CrawlError(
+          kind,
+          `robots.txt of ${new URL(origin).host} unreachable (RFC 9309: assume disallow; retry later): ${(err as Error).message}`,
+          {
+            url: robotsUrl,
+            cause: err,
+            ...(isCrawlError(err) && err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+          },
+        );
       }
     }
     if (this.entries.size >= this.maxEntries) {

@@ -51,10 +51,14 @@ export class SsrfPolicy {
   assertAllowed(address: string, host: string, url?: string): void {
     const { allowed, range } = this.check(address);
     if (!allowed) {
-      throw new CrawlError('blocked', `refused to connect to ${host} (${address}, ${range} address): blocked by the SSRF guard`, {
-        ...(url ? { url } : {}),
-        data: { host, address, range },
-      });
+      throw new CrawlError(
+        'blocked',
+        `refused to connect to ${host} (${address}, ${range} address): blocked by the SSRF guard`,
+        {
+          ...(url ? { url } : {}),
+          data: { host, address, range },
+        },
+      );
     }
   }
 
@@ -93,7 +97,8 @@ export class SsrfPolicy {
         callback(e as NodeJS.ErrnoException, '');
         return;
       }
-      const wanted = opts.family === 4 || opts.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
+      const wanted =
+        opts.family === 4 || opts.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
       const list = wanted.length ? wanted : addresses;
       if (opts.all) callback(null, list);
       else callback(null, list[0]!.address, list[0]!.family);
@@ -110,7 +115,10 @@ export class SsrfPolicy {
     const addresses = await new Promise<LookupAddress[]>((resolve, reject) => {
       dnsLookup(host, { all: true, verbatim: true }, (err, res) => (err ? reject(err) : resolve(res)));
     }).catch((err: NodeJS.ErrnoException) => {
-      throw new CrawlError('network', `DNS lookup failed for ${host}: ${err.code ?? err.message}`, { ...(url ? { url } : {}), cause: err });
+      throw new CrawlError('network', `DNS lookup failed for ${host}: ${err.code ?? err.message}`, {
+        ...(url ? { url } : {}),
+        cause: err,
+      });
     });
     for (const a of addresses) this.assertAllowed(a.address, host, url);
     return addresses.map((a) => a.address);

@@ -26,7 +26,13 @@ describe('crawl() through the dispatcher, against the fixture server', () => {
   let fetcher: Fetcher;
   before(async () => {
     server = await startFixtureServer();
-    fetcher = new Fetcher({ ssrf: { allow: ['127.0.0.1'] }, politeness: false, headersTimeoutMs: 1_000, bodyTimeoutMs: 1_000, totalTimeoutMs: 3_000 });
+    fetcher = new Fetcher({
+      ssrf: { allow: ['127.0.0.1'] },
+      politeness: false,
+      headersTimeoutMs: 1_000,
+      bodyTimeoutMs: 1_000,
+      totalTimeoutMs: 3_000,
+    });
   });
   after(async () => {
     await fetcher.close();
@@ -47,12 +53,29 @@ describe('crawl() through the dispatcher, against the fixture server', () => {
     assert.ok(body.startsWith('Every data pipeline I have written eventually grew a retry loop.'), body.slice(0, 120));
     assert.match(body, /^# Activities are the unit of retry$/m);
     assert.match(body, /^## What changed in production$/m);
-    assert.match(body, /```typescript\nexport async function crawlLink\(link: string\): Promise<CrawlResult> \{\n {2}const page = await fetcher\.fetch\(link\);\n {2}return extract\(page\);\n\}\n```/);
+    assert.match(
+      body,
+      /```typescript\nexport async function crawlLink\(link: string\): Promise<CrawlResult> \{\n {2}const page = await fetcher\.fetch\(link\);\n {2}return extract\(page\);\n\}\n```/,
+    );
     assert.match(body, /^1\. +Derive every identifier from the input, never from the clock\.$/m);
     assert.match(body, /^- +Rate limits are respected through \*\*Retry-After\*\*\.$/m);
     assert.match(body, /^> If a step cannot be retried safely, it is not finished yet\.$/m);
     assert.match(body, /simple `for` loop/);
-    for (const chrome of ['Open in app', 'Sign up', 'Listen', 'Share', 'Follow', 'min read', 'Mar 12, 2024', 'Written by', 'Responses', 'What are your thoughts', 'Help', 'Careers', 'Temporal</div>']) {
+    for (const chrome of [
+      'Open in app',
+      'Sign up',
+      'Listen',
+      'Share',
+      'Follow',
+      'min read',
+      'Mar 12, 2024',
+      'Written by',
+      'Responses',
+      'What are your thoughts',
+      'Help',
+      'Careers',
+      'Temporal</div>',
+    ]) {
       assert.ok(!body.includes(chrome), `chrome "${chrome}" leaked into the body`);
     }
     assert.ok(!body.includes('Building Durable Pipelines with Temporal'), 'title is not repeated in the body');
@@ -88,7 +111,15 @@ describe('crawl() through the dispatcher, against the fixture server', () => {
     assert.match(body, /```\nlora:\n {2}r: 32\n {2}alpha: 32\n/);
     assert.match(body, /^- +Rank 8 already recovers/m);
     assert.match(body, /^> Measure before you scale the adapter\.$/m);
-    for (const chrome of ['Subscribe', 'Thanks for reading', 'Discussion about this post', 'Great write-up', 'Privacy', 'Sign in', 'Share']) {
+    for (const chrome of [
+      'Subscribe',
+      'Thanks for reading',
+      'Discussion about this post',
+      'Great write-up',
+      'Privacy',
+      'Sign in',
+      'Share',
+    ]) {
       assert.ok(!body.includes(chrome), `"${chrome}" leaked into the body`);
     }
   });
@@ -98,17 +129,42 @@ describe('crawl() through the dispatcher, against the fixture server', () => {
     assert.equal(r.crawler.name, 'article');
     assert.equal(r.platform, '127.0.0.1');
     assert.equal(r.content.Title, 'Parsing Logs with Python Generators');
-    assert.equal(r.content.Subtitle, 'Stream gigabytes of logs through a few lines of Python without running out of memory.');
+    assert.equal(
+      r.content.Subtitle,
+      'Stream gigabytes of logs through a few lines of Python without running out of memory.',
+    );
     assert.equal(r.metadata.author, 'Alex Kim');
     assert.equal(r.metadata.publishedAt, '2023-09-14T07:30:00+00:00');
     const body = r.content.Content!;
     const paras = paragraphs(body);
-    assert.equal(paras[0], 'Last week a colleague asked why our log parser needed 12 GB of memory. The answer was a single call to `readlines()`, and the fix was a generator.');
+    assert.equal(
+      paras[0],
+      'Last week a colleague asked why our log parser needed 12 GB of memory. The answer was a single call to `readlines()`, and the fix was a generator.',
+    );
     assert.ok(paras.includes('## The problem'));
     assert.ok(paras.includes('### When not to use this'));
-    assert.match(body, /```python\ndef read_lines\(path\):\n {4}with open\(path, encoding="utf-8", errors="replace"\) as f:\n {8}for line in f:\n {12}yield line\.rstrip\("\\n"\)\n/);
+    assert.match(
+      body,
+      /```python\ndef read_lines\(path\):\n {4}with open\(path, encoding="utf-8", errors="replace"\) as f:\n {8}for line in f:\n {12}yield line\.rstrip\("\\n"\)\n/,
+    );
     assert.equal(paras[paras.length - 1], 'For everything else, stream it.');
-    for (const chrome of ['cookies', 'Skip to content', 'Archives', 'About me', 'Share this', 'Twitter', 'Posted in', 'Tagged', 'Five SQLite tricks', 'thoughts on', 'Priya', 'saved our batch job', 'Leave a Reply', 'Recent Posts', 'Proudly powered']) {
+    for (const chrome of [
+      'cookies',
+      'Skip to content',
+      'Archives',
+      'About me',
+      'Share this',
+      'Twitter',
+      'Posted in',
+      'Tagged',
+      'Five SQLite tricks',
+      'thoughts on',
+      'Priya',
+      'saved our batch job',
+      'Leave a Reply',
+      'Recent Posts',
+      'Proudly powered',
+    ]) {
       assert.ok(!body.includes(chrome), `"${chrome}" leaked into the body`);
     }
   });
@@ -116,7 +172,10 @@ describe('crawl() through the dispatcher, against the fixture server', () => {
   it('news article: byline, captions, inline ads, related links, newsletter, more stories, comments and cookie banner removed', async () => {
     const r = await crawl(`${server.url}/news/playgrounds`, { fetcher });
     assert.equal(r.content.Title, 'City council approves plan to open school playgrounds on weekends');
-    assert.equal(r.content.Subtitle, 'Twelve schools will open their playgrounds to the public on Saturdays and Sundays from April');
+    assert.equal(
+      r.content.Subtitle,
+      'Twelve schools will open their playgrounds to the public on Saturdays and Sundays from April',
+    );
     assert.equal(r.metadata.author, 'Maria Lopez');
     const paras = paragraphs(r.content.Content!);
     assert.deepEqual(paras, [
@@ -144,7 +203,10 @@ describe('crawl() through the dispatcher, against the fixture server', () => {
   it('bad input is classified without fetching', async () => {
     assert.equal((await crawlError(crawl('not a url at all', { fetcher }))).kind, 'invalid-url');
     assert.equal((await crawlError(crawl('ftp://example.com/file', { fetcher }))).kind, 'unsupported');
-    assert.equal((await crawlError(crawl(`http://admin:hunter2@127.0.0.1:${server.port}/blog/x`, { fetcher }))).kind, 'invalid-url');
+    assert.equal(
+      (await crawlError(crawl(`http://admin:hunter2@127.0.0.1:${server.port}/blog/x`, { fetcher }))).kind,
+      'invalid-url',
+    );
     const gh = await crawlError(crawl('https://github.com/temporalio', { fetcher }));
     assert.equal(gh.kind, 'unsupported');
     const li = await crawlError(crawl('https://www.linkedin.com/posts/someone_activity-123', { fetcher }));

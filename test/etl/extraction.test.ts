@@ -31,8 +31,15 @@ describe('extractMetadata', () => {
   });
   it('prefers alternativeHeadline as subtitle and survives broken JSON-LD', () => {
     const meta = extractMetadata(parseDocument(fixture('news-article.html')));
-    assert.equal(meta.subtitle, 'Twelve schools will open their playgrounds to the public on Saturdays and Sundays from April');
-    const broken = extractMetadata(parseDocument('<html><head><script type="application/ld+json">{"@type":"Article","headline":"A\nB",</script><meta property="og:title" content="OG title"></head><body></body></html>'));
+    assert.equal(
+      meta.subtitle,
+      'Twelve schools will open their playgrounds to the public on Saturdays and Sundays from April',
+    );
+    const broken = extractMetadata(
+      parseDocument(
+        '<html><head><script type="application/ld+json">{"@type":"Article","headline":"A\nB",</script><meta property="og:title" content="OG title"></head><body></body></html>',
+      ),
+    );
     assert.equal(broken.title, 'OG title');
   });
 });
@@ -47,7 +54,10 @@ describe('extractArticle', () => {
   });
 
   it('falls back to the JSON-LD articleBody when the page body is rendered by JavaScript', () => {
-    const body = 'First paragraph of a story that only exists in structured data.\n\nSecond paragraph, with more words to make it an article body worth keeping: '.concat(LONG.repeat(6));
+    const body =
+      'First paragraph of a story that only exists in structured data.\n\nSecond paragraph, with more words to make it an article body worth keeping: '.concat(
+        LONG.repeat(6),
+      );
     const html = `<html><head><script type="application/ld+json">${JSON.stringify({ '@type': 'NewsArticle', headline: 'JS story', articleBody: body })}</script></head><body><div id="app"></div><script>render()</script></body></html>`;
     const a = extractArticle(html);
     assert.equal(a.method, 'json-ld');

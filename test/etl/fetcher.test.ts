@@ -60,14 +60,24 @@ describe('Fetcher against the local fixture server', () => {
   });
 
   it('detects redirect loops and too many redirects', async () => {
-    await rejectsWith(fetcher.fetch(`${server.url}/loop-a`), 'too-many-redirects', (e) => assert.match(e.message, /loop/));
-    await rejectsWith(fetcher.fetch(`${server.url}/redirect-chain`), 'too-many-redirects', (e) => assert.equal(e.retryable, false));
+    await rejectsWith(fetcher.fetch(`${server.url}/loop-a`), 'too-many-redirects', (e) =>
+      assert.match(e.message, /loop/),
+    );
+    await rejectsWith(fetcher.fetch(`${server.url}/redirect-chain`), 'too-many-redirects', (e) =>
+      assert.equal(e.retryable, false),
+    );
   });
 
   it('blocks redirects to loopback, the metadata service, unique-local IPv6 and non-http schemes', async () => {
-    await rejectsWith(fetcher.fetch(`${server.url}/to-loopback`), 'blocked', (e) => assert.match(e.message, /127\.0\.0\.2.*loopback/));
-    await rejectsWith(fetcher.fetch(`${server.url}/to-metadata`), 'blocked', (e) => assert.match(e.message, /169\.254\.169\.254.*linkLocal/));
-    await rejectsWith(fetcher.fetch(`${server.url}/to-metadata-v6`), 'blocked', (e) => assert.match(e.message, /uniqueLocal/));
+    await rejectsWith(fetcher.fetch(`${server.url}/to-loopback`), 'blocked', (e) =>
+      assert.match(e.message, /127\.0\.0\.2.*loopback/),
+    );
+    await rejectsWith(fetcher.fetch(`${server.url}/to-metadata`), 'blocked', (e) =>
+      assert.match(e.message, /169\.254\.169\.254.*linkLocal/),
+    );
+    await rejectsWith(fetcher.fetch(`${server.url}/to-metadata-v6`), 'blocked', (e) =>
+      assert.match(e.message, /uniqueLocal/),
+    );
     await rejectsWith(fetcher.fetch(`${server.url}/to-file`), 'blocked');
     assert.equal(server.hits.get('/latest/meta-data/'), undefined);
   });
@@ -78,18 +88,26 @@ describe('Fetcher against the local fixture server', () => {
       const before = server.hits.get('/blog/parsing-logs-with-python-generators') ?? 0;
       await rejectsWith(strict.fetch(`${server.url}/blog/parsing-logs-with-python-generators`), 'blocked');
       // "localhost" is resolved first; every address it resolves to is loopback → refused before connecting.
-      await rejectsWith(strict.fetch(`http://localhost:${server.port}/blog/parsing-logs-with-python-generators`), 'blocked', (e) =>
-        assert.match(e.message, /localhost/),
+      await rejectsWith(
+        strict.fetch(`http://localhost:${server.port}/blog/parsing-logs-with-python-generators`),
+        'blocked',
+        (e) => assert.match(e.message, /localhost/),
       );
-      assert.equal(server.hits.get('/blog/parsing-logs-with-python-generators') ?? 0, before, 'no request reached the server');
+      assert.equal(
+        server.hits.get('/blog/parsing-logs-with-python-generators') ?? 0,
+        before,
+        'no request reached the server',
+      );
     } finally {
       await strict.close();
     }
   });
 
   it('refuses URLs with credentials', async () => {
-    await rejectsWith(fetcher.fetch(`http://user:secret@127.0.0.1:${server.port}/blog/parsing-logs-with-python-generators`), 'invalid-url', (e) =>
-      assert.doesNotMatch(`${e.message} ${e.url ?? ''}`, /secret/),
+    await rejectsWith(
+      fetcher.fetch(`http://user:secret@127.0.0.1:${server.port}/blog/parsing-logs-with-python-generators`),
+      'invalid-url',
+      (e) => assert.doesNotMatch(`${e.message} ${e.url ?? ''}`, /secret/),
     );
   });
 
@@ -100,7 +118,9 @@ describe('Fetcher against the local fixture server', () => {
   });
 
   it('rejects wrong content types', async () => {
-    await rejectsWith(fetcher.fetch(`${server.url}/pdf`), 'bad-content-type', (e) => assert.match(e.message, /application\/pdf/));
+    await rejectsWith(fetcher.fetch(`${server.url}/pdf`), 'bad-content-type', (e) =>
+      assert.match(e.message, /application\/pdf/),
+    );
     await rejectsWith(fetcher.fetch(`${server.url}/no-type`), 'bad-content-type');
   });
 
@@ -115,7 +135,10 @@ describe('Fetcher against the local fixture server', () => {
       assert.equal(e.retryable, true);
     });
     await rejectsWith(fetcher.fetch(`${server.url}/503`), 'http-5xx', (e) => {
-      assert.ok(e.retryAfterMs !== undefined && e.retryAfterMs > 100_000 && e.retryAfterMs <= 120_000, `retryAfterMs ${e.retryAfterMs}`);
+      assert.ok(
+        e.retryAfterMs !== undefined && e.retryAfterMs > 100_000 && e.retryAfterMs <= 120_000,
+        `retryAfterMs ${e.retryAfterMs}`,
+      );
     });
     await rejectsWith(fetcher.fetch(`${server.url}/429`), 'rate-limited', (e) => {
       assert.equal(e.retryAfterMs, 7_000);
@@ -165,7 +188,11 @@ describe('Fetcher against the local fixture server', () => {
 describe('per-host politeness', () => {
   it('spaces requests to one host by the minimum delay and caps concurrency', async () => {
     const server = await startFixtureServer();
-    const fetcher = new Fetcher({ ssrf: { allow: ['127.0.0.1'] }, robots: false, politeness: { perHostConcurrency: 1, minDelayMs: 150 } });
+    const fetcher = new Fetcher({
+      ssrf: { allow: ['127.0.0.1'] },
+      robots: false,
+      politeness: { perHostConcurrency: 1, minDelayMs: 150 },
+    });
     try {
       await Promise.all([1, 2, 3].map((i) => fetcher.fetch(`${server.url}/bench/${i}`)));
       const times = [1, 2, 3].map((i) => server.starts.get(`/bench/${i}`)![0]!).sort((a, b) => a - b);

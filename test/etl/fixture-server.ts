@@ -39,7 +39,9 @@ export async function startFixtureServer(options: { robots?: string } = {}): Pro
   const hits = new Map<string, number>();
   const starts = new Map<string, number[]>();
   const open = new Set<ServerResponse>();
-  const robots = options.robots ?? 'User-agent: *\nDisallow: /private/\n\nUser-agent: LLMTwinBot\nDisallow: /private/\nDisallow: /no-bots/\n';
+  const robots =
+    options.robots ??
+    'User-agent: *\nDisallow: /private/\n\nUser-agent: LLMTwinBot\nDisallow: /private/\nDisallow: /no-bots/\n';
   let port = 0;
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -67,7 +69,11 @@ export async function startFixtureServer(options: { robots?: string } = {}): Pro
       return;
     }
     if (path.startsWith('/bench/')) {
-      html(pages.get('/blog/parsing-logs-with-python-generators')!.replace('Parsing Logs with Python Generators</h1>', `Parsing Logs ${path}</h1>`));
+      html(
+        pages
+          .get('/blog/parsing-logs-with-python-generators')!
+          .replace('Parsing Logs with Python Generators</h1>', `Parsing Logs ${path}</h1>`),
+      );
       return;
     }
     switch (path) {
@@ -116,7 +122,9 @@ export async function startFixtureServer(options: { robots?: string } = {}): Pro
         return;
       case '/redirect-chain': {
         const n = Number(url.searchParams.get('n') ?? '0');
-        res.writeHead(302, { location: n >= 10 ? '/blog/parsing-logs-with-python-generators' : `/redirect-chain?n=${n + 1}` });
+        res.writeHead(302, {
+          location: n >= 10 ? '/blog/parsing-logs-with-python-generators' : `/redirect-chain?n=${n + 1}`,
+        });
         res.end();
         return;
       }
@@ -176,7 +184,9 @@ export async function startFixtureServer(options: { robots?: string } = {}): Pro
         return;
       }
       case '/bad-utf8': {
-        const head = Buffer.from('<html><head><title>Broken bytes</title></head><body><article><h1>Broken bytes</h1><p>Caf');
+        const head = Buffer.from(
+          '<html><head><title>Broken bytes</title></head><body><article><h1>Broken bytes</h1><p>Caf',
+        );
         const tail = Buffer.from(
           ' au lait and a stray byte here: \u00e9 end. '.repeat(1) +
             '</p><p>This paragraph is long enough for the extractor to keep it as the body of the page, even with broken bytes around it, because it is real text.</p></article></body></html>',
@@ -186,7 +196,8 @@ export async function startFixtureServer(options: { robots?: string } = {}): Pro
         return;
       }
       case '/latin1': {
-        const body = '<html><head><title>Crème brûlée</title></head><body><article><h1>Crème brûlée</h1><p>Une crème brûlée parfaite demande de la patience, du sucre et un chalumeau. Voilà pourquoi ce dessert reste un classique des bistrots français depuis des décennies.</p></article></body></html>';
+        const body =
+          '<html><head><title>Crème brûlée</title></head><body><article><h1>Crème brûlée</h1><p>Une crème brûlée parfaite demande de la patience, du sucre et un chalumeau. Voilà pourquoi ce dessert reste un classique des bistrots français depuis des décennies.</p></article></body></html>';
         res.writeHead(200, { 'content-type': 'text/html; charset=iso-8859-1' });
         res.end(Buffer.from(body, 'latin1'));
         return;

@@ -73,9 +73,21 @@ describe('GitHub repository crawler (local git daemon)', () => {
     mkdirSync(join(root, 'serve', 'alice'), { recursive: true });
     git(root, 'clone', '-q', '--bare', work, join(root, 'serve', 'alice', 'tiny-twin.git'));
     port = await freePort();
-    daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${join(root, 'serve')}`, '--listen=127.0.0.1', `--port=${port}`, join(root, 'serve')], {
-      stdio: 'ignore',
-    });
+    daemon = spawn(
+      'git',
+      [
+        'daemon',
+        '--reuseaddr',
+        '--export-all',
+        `--base-path=${join(root, 'serve')}`,
+        '--listen=127.0.0.1',
+        `--port=${port}`,
+        join(root, 'serve'),
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
     await waitForPort(port);
   });
 
@@ -97,7 +109,13 @@ describe('GitHub repository crawler (local git daemon)', () => {
       assert.equal(r.platform, 'github');
       assert.equal(r.link, 'https://github.com/alice/tiny-twin');
       assert.equal(r.crawler.name, 'github');
-      assert.deepEqual(Object.keys(r.content).sort(), ['.gitattributes', '.gitignore', 'README.md', 'docs/guide.md', 'src/app.ts']);
+      assert.deepEqual(Object.keys(r.content).sort(), [
+        '.gitattributes',
+        '.gitignore',
+        'README.md',
+        'docs/guide.md',
+        'src/app.ts',
+      ]);
       assert.equal(r.content['src/app.ts'], 'export const answer = 42;\n');
       assert.equal(r.completeness, 'complete');
       assert.equal(r.metadata.branch, 'main');
@@ -110,7 +128,10 @@ describe('GitHub repository crawler (local git daemon)', () => {
   });
 
   it('reports the total-size cap when hit', async () => {
-    const r = await crawlRepository('alice', 'tiny-twin', new SsrfPolicy({ allow: ['127.0.0.1'] }), { ...options(), maxTotalBytes: 80 });
+    const r = await crawlRepository('alice', 'tiny-twin', new SsrfPolicy({ allow: ['127.0.0.1'] }), {
+      ...options(),
+      maxTotalBytes: 80,
+    });
     assert.equal(r.completeness, 'truncated');
     assert.ok(r.skipped.overTotal > 0);
     assert.ok('README.md' in r.files, 'README is kept first');
@@ -118,18 +139,26 @@ describe('GitHub repository crawler (local git daemon)', () => {
   });
 
   it('a missing repository is a final http-4xx', async () => {
-    await assert.rejects(crawlRepository('alice', 'missing', new SsrfPolicy({ allow: ['127.0.0.1'] }), options()), (e: unknown) => {
-      assert.ok(e instanceof CrawlError);
-      assert.equal(e.kind, 'http-4xx');
-      assert.equal(e.retryable, false);
-      return true;
-    });
+    await assert.rejects(
+      crawlRepository('alice', 'missing', new SsrfPolicy({ allow: ['127.0.0.1'] }), options()),
+      (e: unknown) => {
+        assert.ok(e instanceof CrawlError);
+        assert.equal(e.kind, 'http-4xx');
+        assert.equal(e.retryable, false);
+        return true;
+      },
+    );
   });
 
   it('the SSRF guard applies to the clone host, and other git transports are refused', async () => {
-    await assert.rejects(crawlRepository('alice', 'tiny-twin', new SsrfPolicy(), options()), (e: unknown) => e instanceof CrawlError && e.kind === 'blocked');
     await assert.rejects(
-      crawlRepository('alice', 'tiny-twin', new SsrfPolicy(), { cloneUrl: () => `file://${join(root, 'serve', 'alice', 'tiny-twin.git')}` }),
+      crawlRepository('alice', 'tiny-twin', new SsrfPolicy(), options()),
+      (e: unknown) => e instanceof CrawlError && e.kind === 'blocked',
+    );
+    await assert.rejects(
+      crawlRepository('alice', 'tiny-twin', new SsrfPolicy(), {
+        cloneUrl: () => `file://${join(root, 'serve', 'alice', 'tiny-twin.git')}`,
+      }),
       (e: unknown) => e instanceof CrawlError && e.kind === 'blocked',
     );
   });

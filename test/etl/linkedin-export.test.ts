@@ -39,7 +39,10 @@ describe('LinkedIn data export parser', () => {
     const [first, second] = result.posts;
     assert.equal(first!.category, 'posts');
     assert.equal(first!.platform, 'linkedin');
-    assert.equal(first!.content.Content, 'Shipped our first Temporal workflow today.\n\nThree lessons:\n- keep activities idempotent\n- classify errors\n- "retry" is not a strategy');
+    assert.equal(
+      first!.content.Content,
+      'Shipped our first Temporal workflow today.\n\nThree lessons:\n- keep activities idempotent\n- classify errors\n- "retry" is not a strategy',
+    );
     assert.equal(first!.metadata.publishedAt, '2024-01-15T09:30:12.000Z');
     assert.equal(first!.documentId, rawDocumentId(first!.link));
     assert.equal(second!.content.Content, 'Café au lait ☕ and a short note.');
@@ -62,8 +65,14 @@ describe('LinkedIn data export parser', () => {
   });
 
   it('rejects archives that are not a LinkedIn export', async () => {
-    await assert.rejects(parseLinkedInExport(strToU8('not a zip')), (e: unknown) => e instanceof CrawlError && e.kind === 'parse');
-    await assert.rejects(parseLinkedInExport(zipSync({ 'notes.txt': strToU8('hi') })), (e: unknown) => e instanceof CrawlError && e.kind === 'parse');
+    await assert.rejects(
+      parseLinkedInExport(strToU8('not a zip')),
+      (e: unknown) => e instanceof CrawlError && e.kind === 'parse',
+    );
+    await assert.rejects(
+      parseLinkedInExport(zipSync({ 'notes.txt': strToU8('hi') })),
+      (e: unknown) => e instanceof CrawlError && e.kind === 'parse',
+    );
   });
 
   it('does not inflate oversized entries', async () => {

@@ -14,7 +14,8 @@ describe('normalizeLink', () => {
     ['https://bücher.example/über', 'https://xn--bcher-kva.example/%C3%BCber'],
     ['  https://example.com/x?fbclid=1&gclid=2  ', 'https://example.com/x'],
   ];
-  for (const [input, expected] of cases) it(`${input} → ${expected}`, () => assert.equal(normalizeLink(input), expected));
+  for (const [input, expected] of cases)
+    it(`${input} → ${expected}`, () => assert.equal(normalizeLink(input), expected));
 
   it('refuses non-http schemes, credentials and garbage', () => {
     for (const [input, reason] of [
@@ -24,7 +25,11 @@ describe('normalizeLink', () => {
       ['', 'empty'],
       ['http://', 'unparseable'],
     ] as const) {
-      assert.throws(() => normalizeLink(input), (e: unknown) => e instanceof InvalidLinkError && e.reason === reason, input);
+      assert.throws(
+        () => normalizeLink(input),
+        (e: unknown) => e instanceof InvalidLinkError && e.reason === reason,
+        input,
+      );
     }
   });
 });

@@ -36,24 +36,169 @@ export interface GithubOptions {
 export const GITHUB_CRAWLER: CrawlerId = { name: 'github', version: '1.0.0' };
 
 const LOCK_FILES = new Set([
-  'package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lockb', 'bun.lock', 'cargo.lock',
-  'poetry.lock', 'pipfile.lock', 'pdm.lock', 'uv.lock', 'composer.lock', 'gemfile.lock', 'go.sum', 'podfile.lock',
-  'packages.lock.json', 'flake.lock', 'mix.lock', 'pubspec.lock', 'gradle.lockfile',
+  'package-lock.json',
+  'npm-shrinkwrap.json',
+  'yarn.lock',
+  'pnpm-lock.yaml',
+  'bun.lockb',
+  'bun.lock',
+  'cargo.lock',
+  'poetry.lock',
+  'pipfile.lock',
+  'pdm.lock',
+  'uv.lock',
+  'composer.lock',
+  'gemfile.lock',
+  'go.sum',
+  'podfile.lock',
+  'packages.lock.json',
+  'flake.lock',
+  'mix.lock',
+  'pubspec.lock',
+  'gradle.lockfile',
 ]);
 const VENDORED_DIRS = new Set([
-  'node_modules', 'vendor', 'vendors', 'third_party', 'third-party', 'thirdparty', 'external', 'bower_components',
-  'jspm_packages', 'dist', 'build', 'out', 'target', '.next', '.nuxt', '__pycache__', '.venv', 'venv', 'env',
-  'site-packages', 'coverage', '.yarn', 'pods', 'carthage', '.gradle', '.idea', '.vscode', 'generated', '__generated__',
-  '.git', '.terraform', 'cdk.out', '.tox', '.mypy_cache', '.pytest_cache', 'htmlcov',
+  'node_modules',
+  'vendor',
+  'vendors',
+  'third_party',
+  'third-party',
+  'thirdparty',
+  'external',
+  'bower_components',
+  'jspm_packages',
+  'dist',
+  'build',
+  'out',
+  'target',
+  '.next',
+  '.nuxt',
+  '__pycache__',
+  '.venv',
+  'venv',
+  'env',
+  'site-packages',
+  'coverage',
+  '.yarn',
+  'pods',
+  'carthage',
+  '.gradle',
+  '.idea',
+  '.vscode',
+  'generated',
+  '__generated__',
+  '.git',
+  '.terraform',
+  'cdk.out',
+  '.tox',
+  '.mypy_cache',
+  '.pytest_cache',
+  'htmlcov',
 ]);
 const BINARY_EXT = new Set([
-  'png', 'jpg', 'jpeg', 'gif', 'bmp', 'ico', 'icns', 'webp', 'avif', 'tif', 'tiff', 'psd', 'svgz', 'pdf', 'zip', 'gz',
-  'tgz', 'bz2', 'xz', 'zst', '7z', 'rar', 'tar', 'jar', 'war', 'ear', 'whl', 'egg', 'woff', 'woff2', 'ttf', 'otf',
-  'eot', 'mp3', 'mp4', 'm4a', 'wav', 'ogg', 'flac', 'webm', 'mov', 'avi', 'mkv', 'so', 'dylib', 'dll', 'exe', 'bin',
-  'o', 'a', 'lib', 'class', 'pyc', 'pyo', 'pyd', 'wasm', 'onnx', 'pt', 'pth', 'ckpt', 'safetensors', 'h5', 'hdf5',
-  'pkl', 'pickle', 'npy', 'npz', 'parquet', 'arrow', 'feather', 'avro', 'orc', 'db', 'sqlite', 'sqlite3', 'dat',
-  'iso', 'dmg', 'apk', 'ipa', 'deb', 'rpm', 'msi', 'xls', 'xlsx', 'doc', 'docx', 'ppt', 'pptx', 'key', 'numbers',
-  'pages', 'sketch', 'fig', 'blend', 'fbx', 'glb', 'gltf', 'stl', 'obj', 'tflite', 'pb', 'mlmodel',
+  'png',
+  'jpg',
+  'jpeg',
+  'gif',
+  'bmp',
+  'ico',
+  'icns',
+  'webp',
+  'avif',
+  'tif',
+  'tiff',
+  'psd',
+  'svgz',
+  'pdf',
+  'zip',
+  'gz',
+  'tgz',
+  'bz2',
+  'xz',
+  'zst',
+  '7z',
+  'rar',
+  'tar',
+  'jar',
+  'war',
+  'ear',
+  'whl',
+  'egg',
+  'woff',
+  'woff2',
+  'ttf',
+  'otf',
+  'eot',
+  'mp3',
+  'mp4',
+  'm4a',
+  'wav',
+  'ogg',
+  'flac',
+  'webm',
+  'mov',
+  'avi',
+  'mkv',
+  'so',
+  'dylib',
+  'dll',
+  'exe',
+  'bin',
+  'o',
+  'a',
+  'lib',
+  'class',
+  'pyc',
+  'pyo',
+  'pyd',
+  'wasm',
+  'onnx',
+  'pt',
+  'pth',
+  'ckpt',
+  'safetensors',
+  'h5',
+  'hdf5',
+  'pkl',
+  'pickle',
+  'npy',
+  'npz',
+  'parquet',
+  'arrow',
+  'feather',
+  'avro',
+  'orc',
+  'db',
+  'sqlite',
+  'sqlite3',
+  'dat',
+  'iso',
+  'dmg',
+  'apk',
+  'ipa',
+  'deb',
+  'rpm',
+  'msi',
+  'xls',
+  'xlsx',
+  'doc',
+  'docx',
+  'ppt',
+  'pptx',
+  'key',
+  'numbers',
+  'pages',
+  'sketch',
+  'fig',
+  'blend',
+  'fbx',
+  'glb',
+  'gltf',
+  'stl',
+  'obj',
+  'tflite',
+  'pb',
+  'mlmodel',
 ]);
 
 export interface RepositoryCrawl {
@@ -73,7 +218,23 @@ export function parseGithubRepo(url: URL): { owner: string; repo: string } | und
   if (url.hostname !== 'github.com' && url.hostname !== 'www.github.com') return undefined;
   const m = /^\/([A-Za-z\d](?:[A-Za-z\d-]{0,38}))\/([\w.-]+?)(?:\.git)?(?:\/.*)?$/.exec(url.pathname);
   if (!m?.[1] || !m[2]) return undefined;
-  const reserved = new Set(['orgs', 'settings', 'marketplace', 'features', 'topics', 'collections', 'sponsors', 'about', 'login', 'search', 'explore', 'notifications', 'pulls', 'issues', 'apps']);
+  const reserved = new Set([
+    'orgs',
+    'settings',
+    'marketplace',
+    'features',
+    'topics',
+    'collections',
+    'sponsors',
+    'about',
+    'login',
+    'search',
+    'explore',
+    'notifications',
+    'pulls',
+    'issues',
+    'apps',
+  ]);
   if (reserved.has(m[1].toLowerCase())) return undefined;
   return { owner: m[1], repo: m[2] };
 }
@@ -83,7 +244,12 @@ function skipReason(path: string): 'lock' | 'vendored' | 'binary' | undefined {
   const base = (parts[parts.length - 1] ?? '').toLowerCase();
   if (LOCK_FILES.has(base) || base.endsWith('.lock')) return 'lock';
   if (parts.slice(0, -1).some((p) => VENDORED_DIRS.has(p.toLowerCase()))) return 'vendored';
-  if (/\.min\.(js|css|mjs)$|\.(map|bundle\.js|chunk\.js)$|(^|\.)pb2?\.(py|go)$|_pb2\.py$|\.pb\.go$|\.designer\.cs$/.test(base)) return 'vendored';
+  if (
+    /\.min\.(js|css|mjs)$|\.(map|bundle\.js|chunk\.js)$|(^|\.)pb2?\.(py|go)$|_pb2\.py$|\.pb\.go$|\.designer\.cs$/.test(
+      base,
+    )
+  )
+    return 'vendored';
   const ext = base.includes('.') ? base.slice(base.lastIndexOf('.') + 1) : '';
   if (BINARY_EXT.has(ext)) return 'binary';
   return undefined;
@@ -101,38 +267,62 @@ function asText(buf: Buffer): string | undefined {
 }
 
 async function git(args: string[], options: { cwd?: string; timeoutMs: number; protocols: string[] }): Promise<string> {
-  const { stdout } = await execFileP('git', ['-c', 'core.hooksPath=/dev/null', '-c', 'core.symlinks=false', '-c', 'core.fsmonitor=false', ...args], {
-    cwd: options.cwd,
-    timeout: options.timeoutMs,
-    killSignal: 'SIGKILL',
-    maxBuffer: 64 * 1024 * 1024,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: tmpdir(),
-      GIT_TERMINAL_PROMPT: '0',
-      GIT_ASKPASS: 'true',
-      GIT_CONFIG_NOSYSTEM: '1',
-      GIT_CONFIG_GLOBAL: '/dev/null',
-      GIT_ALLOW_PROTOCOL: options.protocols.join(':'),
-      GIT_LFS_SKIP_SMUDGE: '1',
-      LC_ALL: 'C',
+  const { stdout } = await execFileP(
+    'git',
+    ['-c', 'core.hooksPath=/dev/null', '-c', 'core.symlinks=false', '-c', 'core.fsmonitor=false', ...args],
+    {
+      cwd: options.cwd,
+      timeout: options.timeoutMs,
+      killSignal: 'SIGKILL',
+      maxBuffer: 64 * 1024 * 1024,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: tmpdir(),
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_ASKPASS: 'true',
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        GIT_ALLOW_PROTOCOL: options.protocols.join(':'),
+        GIT_LFS_SKIP_SMUDGE: '1',
+        LC_ALL: 'C',
+      },
     },
-  });
+  );
   return stdout;
 }
 
 function classifyGitError(err: unknown, url: string, timeoutMs: number): CrawlError {
   const e = err as { killed?: boolean; signal?: string; stderr?: string; message?: string; code?: unknown };
   const stderr = String(e.stderr ?? e.message ?? '');
-  if (e.killed || e.signal === 'SIGKILL') return new CrawlError('timeout', `git clone did not finish in ${timeoutMs} ms`, { url, cause: err });
+  if (e.killed || e.signal === 'SIGKILL')
+    return new CrawlError('timeout', `git clone did not finish in ${timeoutMs} ms`, { url, cause: err });
   if (e.code === 'ENOENT') return new CrawlError('network', 'git is not installed on this worker', { url, cause: err });
-  if (/not found|does not exist|could not read Username|Authentication failed|terminal prompts disabled|access denied|not appear to be a git repository/i.test(stderr)) {
-    return new CrawlError('http-4xx', `repository not found or private: ${firstLine(stderr)}`, { url, status: 404, cause: err });
+  if (
+    /not found|does not exist|could not read Username|Authentication failed|terminal prompts disabled|access denied|not appear to be a git repository/i.test(
+      stderr,
+    )
+  ) {
+    return new CrawlError('http-4xx', `repository not found or private: ${firstLine(stderr)}`, {
+      url,
+      status: 404,
+      cause: err,
+    });
   }
-  if (/transport '.*' not allowed|unsupported protocol/i.test(stderr)) return new CrawlError('blocked', `git transport refused: ${firstLine(stderr)}`, { url, cause: err });
-  if (/HTTP 429|rate limit/i.test(stderr)) return new CrawlError('rate-limited', `git host rate-limited us: ${firstLine(stderr)}`, { url, status: 429, cause: err });
-  if (/The requested URL returned error: 5\d\d|HTTP 5\d\d/i.test(stderr)) return new CrawlError('http-5xx', `git host error: ${firstLine(stderr)}`, { url, cause: err });
-  if (/timed out|Connection refused|Could not resolve host|unable to access|early EOF|connection reset|remote end hung up/i.test(stderr)) {
+  if (/transport '.*' not allowed|unsupported protocol/i.test(stderr))
+    return new CrawlError('blocked', `git transport refused: ${firstLine(stderr)}`, { url, cause: err });
+  if (/HTTP 429|rate limit/i.test(stderr))
+    return new CrawlError('rate-limited', `git host rate-limited us: ${firstLine(stderr)}`, {
+      url,
+      status: 429,
+      cause: err,
+    });
+  if (/The requested URL returned error: 5\d\d|HTTP 5\d\d/i.test(stderr))
+    return new CrawlError('http-5xx', `git host error: ${firstLine(stderr)}`, { url, cause: err });
+  if (
+    /timed out|Connection refused|Could not resolve host|unable to access|early EOF|connection reset|remote end hung up/i.test(
+      stderr,
+    )
+  ) {
     return new CrawlError('network', `git clone failed: ${firstLine(stderr)}`, { url, cause: err });
   }
   return new CrawlError('network', `git clone failed: ${firstLine(stderr) || String(e.message)}`, { url, cause: err });
@@ -148,7 +338,12 @@ function firstLine(s: string): string {
 }
 
 /** Clones and reads a repository. `ssrf` checks the clone host's addresses before git connects. */
-export async function crawlRepository(owner: string, repo: string, ssrf: SsrfPolicy, options: GithubOptions = {}): Promise<RepositoryCrawl> {
+export async function crawlRepository(
+  owner: string,
+  repo: string,
+  ssrf: SsrfPolicy,
+  options: GithubOptions = {},
+): Promise<RepositoryCrawl> {
   const cloneUrl = options.cloneUrl ? options.cloneUrl(owner, repo) : `https://github.com/${owner}/${repo}.git`;
   const timeoutMs = options.timeoutMs ?? 120_000;
   const maxFileBytes = options.maxFileBytes ?? 256 * 1024;
@@ -163,8 +358,12 @@ export async function crawlRepository(owner: string, repo: string, ssrf: SsrfPol
     parsed = undefined;
   }
   const scheme = parsed?.protocol.replace(/:$/, '') ?? '';
-  if (!parsed || !protocols.includes(scheme)) throw new CrawlError('blocked', `git transport ${scheme || '?'} is not allowed`, { url: cloneUrl });
-  if (parsed.username || parsed.password) throw new CrawlError('invalid-url', 'clone URLs with credentials are refused', { url: `${parsed.protocol}//${parsed.host}${parsed.pathname}` });
+  if (!parsed || !protocols.includes(scheme))
+    throw new CrawlError('blocked', `git transport ${scheme || '?'} is not allowed`, { url: cloneUrl });
+  if (parsed.username || parsed.password)
+    throw new CrawlError('invalid-url', 'clone URLs with credentials are refused', {
+      url: `${parsed.protocol}//${parsed.host}${parsed.pathname}`,
+    });
   if (scheme !== 'file') await ssrf.resolveAndCheck(parsed.hostname, cloneUrl);
 
   const dir = await mkdtemp(join(tmpdir(), 'twin-repo-'));
@@ -172,7 +371,10 @@ export async function crawlRepository(owner: string, repo: string, ssrf: SsrfPol
   const remaining = (): number => Math.max(1_000, timeoutMs - (Date.now() - started));
   try {
     try {
-      await git(['clone', '--depth', '1', '--single-branch', '--no-tags', '--quiet', cloneUrl, join(dir, 'r')], { timeoutMs, protocols });
+      await git(['clone', '--depth', '1', '--single-branch', '--no-tags', '--quiet', cloneUrl, join(dir, 'r')], {
+        timeoutMs,
+        protocols,
+      });
     } catch (err) {
       throw classifyGitError(err, cloneUrl, timeoutMs);
     }
@@ -199,13 +401,19 @@ export async function crawlRepository(owner: string, repo: string, ssrf: SsrfPol
         const child = execFile(
           'git',
           ['check-attr', '-z', '--stdin', 'linguist-vendored', 'linguist-generated'],
-          { cwd: work, timeout: remaining(), maxBuffer: 64 * 1024 * 1024, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_CONFIG_NOSYSTEM: '1', HOME: tmpdir() } },
+          {
+            cwd: work,
+            timeout: remaining(),
+            maxBuffer: 64 * 1024 * 1024,
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_CONFIG_NOSYSTEM: '1', HOME: tmpdir() },
+          },
           (err, stdout) => resolve(err ? '' : stdout),
         );
         child.stdin?.end(paths.join('\0') + '\0');
       });
       const fields = attrs.split('\0');
-      for (let i = 0; i + 2 < fields.length; i += 3) if (fields[i + 2] === 'set' || fields[i + 2] === 'true') marked.add(fields[i]!);
+      for (let i = 0; i + 2 < fields.length; i += 3)
+        if (fields[i + 2] === 'set' || fields[i + 2] === 'true') marked.add(fields[i]!);
     }
 
     const ordered = [...paths].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
@@ -244,8 +452,12 @@ export async function crawlRepository(owner: string, repo: string, ssrf: SsrfPol
     }
     const warnings: string[] = [];
     const completeness: Completeness = skipped.overTotal > 0 ? 'truncated' : 'complete';
-    if (skipped.overTotal > 0) warnings.push(`total size cap of ${maxTotalBytes} bytes (or ${maxFiles} files) reached: ${skipped.overTotal} text files not stored`);
-    if (skipped.tooLarge > 0) warnings.push(`${skipped.tooLarge} files over the ${maxFileBytes}-byte per-file cap skipped`);
+    if (skipped.overTotal > 0)
+      warnings.push(
+        `total size cap of ${maxTotalBytes} bytes (or ${maxFiles} files) reached: ${skipped.overTotal} text files not stored`,
+      );
+    if (skipped.tooLarge > 0)
+      warnings.push(`${skipped.tooLarge} files over the ${maxFileBytes}-byte per-file cap skipped`);
     return { owner, repo, files, commit, branch, totalBytes: total, skipped, completeness, warnings };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -51,7 +51,8 @@ function isMediumPage(html: string): boolean {
   return (
     /<meta[^>]+(property|name)=["']al:(android|ios):app_name["'][^>]+content=["']Medium["']/i.test(head) ||
     /<meta[^>]+content=["']com\.medium\.reader["']/i.test(head) ||
-    (/miro\.medium\.com|cdn-client\.medium\.com/.test(head) && /pw-post-body-paragraph|data-testid=["']storyTitle/.test(head))
+    (/miro\.medium\.com|cdn-client\.medium\.com/.test(head) &&
+      /pw-post-body-paragraph|data-testid=["']storyTitle/.test(head))
   );
 }
 
@@ -78,8 +79,13 @@ export const mediumCrawler: HtmlCrawler = {
     const subtitle = firstText(doc, ['.pw-subtitle-paragraph', 'h2[data-testid="storySubtitle"]']) ?? '';
     const author = firstText(doc, ['[data-testid="authorName"]', '.pw-author a', '.pw-author']) ?? meta.author;
     const dateText = firstText(doc, ['[data-testid="storyPublishDate"]', '.pw-published-date']);
-    const readTime = firstText(doc, ['[data-testid="storyReadTime"]', '.pw-reading-time']) ?? doc.querySelector('meta[name="twitter:data1"]')?.getAttribute('content') ?? undefined;
-    const memberOnly = meta.paywalled === true || /Member-only story/i.test(cleanText(doc.querySelector('article')?.textContent).slice(0, 2000));
+    const readTime =
+      firstText(doc, ['[data-testid="storyReadTime"]', '.pw-reading-time']) ??
+      doc.querySelector('meta[name="twitter:data1"]')?.getAttribute('content') ??
+      undefined;
+    const memberOnly =
+      meta.paywalled === true ||
+      /Member-only story/i.test(cleanText(doc.querySelector('article')?.textContent).slice(0, 2000));
 
     const root = storyRoot(doc);
     let content = '';
@@ -87,7 +93,8 @@ export const mediumCrawler: HtmlCrawler = {
       const body = root.cloneNode(true) as DomElement;
       // The paywall prompt is not the author's text.
       for (const el of Array.from(body.querySelectorAll('div, p, section'))) {
-        if (body.contains(el) && PAYWALL_TEXT.test(cleanText(el.textContent)) && cleanText(el.textContent).length < 600) el.remove();
+        if (body.contains(el) && PAYWALL_TEXT.test(cleanText(el.textContent)) && cleanText(el.textContent).length < 600)
+          el.remove();
       }
       removeAll(body, CHROME);
       content = htmlToMarkdown(body);
@@ -106,9 +113,12 @@ export const mediumCrawler: HtmlCrawler = {
     const prompt = PAYWALL_TEXT.test(cleanText(doc.body?.textContent));
     let completeness: ArticleContent['completeness'] = 'complete';
     if (memberOnly && prompt) completeness = 'paywalled';
-    else if (prompt || (minutes !== undefined && minutes >= 4 && words < minutes * 265 * 0.25)) completeness = 'truncated';
+    else if (prompt || (minutes !== undefined && minutes >= 4 && words < minutes * 265 * 0.25))
+      completeness = 'truncated';
     if (completeness !== 'complete') {
-      warnings.push(`${completeness}: ${words} words extracted${minutes ? ` for a ${minutes}-minute story` : ''}${memberOnly ? ' (member-only)' : ''}`);
+      warnings.push(
+        `${completeness}: ${words} words extracted${minutes ? ` for a ${minutes}-minute story` : ''}${memberOnly ? ' (member-only)' : ''}`,
+      );
     }
 
     const metadata = pageMetadata(meta);

@@ -55,10 +55,17 @@ export const substackCrawler: HtmlCrawler = {
     const title = firstText(doc, ['h1.post-title', '.post-header h1', 'article h1']) ?? meta.title ?? '';
     const subtitle = firstText(doc, ['h3.subtitle', '.post-header .subtitle', 'h2.subtitle']) ?? meta.subtitle ?? '';
     const author =
-      firstText(doc, ['.post-header .byline-names a', '.byline-wrapper a[href*="/@"]', '.post-meta a[href*="substack.com/@"]', '.profile-hover-card-target a']) ??
-      meta.author;
+      firstText(doc, [
+        '.post-header .byline-names a',
+        '.byline-wrapper a[href*="/@"]',
+        '.post-meta a[href*="substack.com/@"]',
+        '.profile-hover-card-target a',
+      ]) ?? meta.author;
 
-    const bodyEl = doc.querySelector('.available-content .body.markup') ?? doc.querySelector('.body.markup') ?? doc.querySelector('.available-content');
+    const bodyEl =
+      doc.querySelector('.available-content .body.markup') ??
+      doc.querySelector('.body.markup') ??
+      doc.querySelector('.available-content');
     let content = '';
     let extraction = 'substack';
     if (bodyEl) {
@@ -76,7 +83,10 @@ export const substackCrawler: HtmlCrawler = {
     }
 
     const paywall = doc.querySelector('.paywall, [data-testid="paywall"], .paywall-jump');
-    const paid = meta.paywalled === true || !!paywall || /this post is for paid subscribers/i.test(cleanText(doc.body?.textContent));
+    const paid =
+      meta.paywalled === true ||
+      !!paywall ||
+      /this post is for paid subscribers/i.test(cleanText(doc.body?.textContent));
     const completeness: ArticleContent['completeness'] = paid ? 'paywalled' : 'complete';
     if (paid) warnings.push(`paywalled: only the free part (${wordCount(content)} words) is readable`);
 

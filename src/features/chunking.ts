@@ -12,8 +12,8 @@
  * boundaries cut and the distance of each chunk from the target size (with a steep penalty under `minTokens`), so
  * chunks end at headings and paragraphs when they can, tiny trailing pieces are absorbed by rebalancing rather
  * than dropped, and code is never cut inside a line unless a single line is longer than the window. Overlap is
- * whole sentences/lines from the end of the previous chunk, only inside a section and only as far as the window
- * allows. Every chunk is a verbatim slice of the cleaned text (`start`/`end`), so nothing is lost or rewritten.
+ * whole sentences/lines from the end of the previous chunk, only when a chunk starts inside a paragraph or code
+ * block, and only as far as the window allows. Every chunk is a verbatim slice of the cleaned text (`start`/`end`), so nothing is lost or rewritten.
  *
  * Pure and synchronous given the counter: callable from an activity or a worker thread.
  */
@@ -54,7 +54,8 @@ export interface ChunkingSettings {
   targetTokens: number;
   /** Chunks below this are strongly avoided (merged or rebalanced with a neighbour). */
   minTokens: number;
-  /** Tokens of whole sentences/lines repeated from the previous chunk when a chunk starts inside a section. */
+  /** Tokens of whole sentences/lines repeated from the previous chunk when a chunk starts inside a paragraph or
+   * code block. */
   overlapTokens: number;
 }
 
@@ -101,6 +102,8 @@ export function resolveChunkingSettings(
 const BRK = { CHAR: 0, WORD: 1, STICKY: 2, SENTENCE: 3, LINE: 4, BLOCK: 5, SECTION: 6, FILE: 7 } as const;
 /** Cost of cutting a chunk at a boundary of each strength (index = strength). */
 const BREAK_COST = [80, 30, 12, 5, 3, 1, 0, 0];
+/** Cost of each section heading inside a chunk (not at its start): chunks prefer to begin at sections. */
+const CROSS_SECTION_COST = 4;
 
 /** A minimal unit of text: `text.slice(start, end)`, trimmed, never empty. */
 export interface Atom {
@@ -153,11 +156,15 @@ class Atomizer {
     private readonly maxTokens: number,
   ) {}
 
-  /** Adds [start, end) as one atom, splitting it into words (then characters) if it exceeds the window. */
-  add(start: number, end: number, brk: number): void {
+  /**
+   * Adds [start, end) as one atom, splitting it into words (then characters) if it exceeds the window. Code keeps
+   * its indentation (`keepIndent`), so chunks of code start at the beginning of a line.
+   */
+  add(start: number, end: number, brk: number, keepIndent = false): void {
     const span = trimSpan(this.text, start, end);
     if (!span) return;
-    const [s, e] = span;
+    const s = keepIndent ? start : span[0];
+    const e = span[1];
     const tokens = this.counter.count(this.text.slice(s, e));
     if (tokens <= this.maxTokens) {
       this.atoms.push({ start: s, end: e, tokens, brk });
@@ -187,20 +194,29 @@ class Atomizer {
       }
       // Do not split a UTF-16 surrogate pair.
       if (lo < end && /[\uDC00-\uDFFF]/.test(this.text[lo]!) && lo - 1 > s) lo--;
-      this.atoms.push({ start: s, end: lo, tokens: this.counter.count(this.text.slice(s, lo)), brk: first ? brk : BRK.CHAR });
+      this.atoms.push({
+        start: s,
+        end: lo,
+        tokens: this.counter.count(this.text.slice(s, lo)),
+        brk: first ? brk : BRK.CHAR,
+      });
       first = false;
       s = lo;
     }
   }
 
-  /** A prose line: one atom per sentence. */
+  /** A prose line: one atom per sentence (only cut where there is whitespace, so no word is ever split). */
   addSentences(line: Line, brk: number): void {
     let first = true;
+    let from = 0;
     for (const seg of segmenter.segment(line.text)) {
-      if (seg.segment.trim() === '') continue;
-      const start = line.start + seg.index;
-      this.add(start, start + seg.segment.length, first ? brk : BRK.SENTENCE);
-      first = false;
+      const end = seg.index + seg.segment.length;
+      if (end < line.text.length && !/\s$/.test(seg.segment)) continue; // e.g. `..."}` — not a real boundary
+      if (line.text.slice(from, end).trim() !== '') {
+        this.add(line.start + from, line.start + end, first ? brk : BRK.SENTENCE);
+        first = false;
+      }
+      from = end;
     }
   }
 
@@ -217,11 +233,12 @@ class Atomizer {
       let brk: number;
       const topLevel = !/^\s/.test(line.text);
       if (first) brk = firstBrk;
-      else if (/^\s*@/.test(prev) || /[([{,\\]\s*$/.test(prev)) brk = BRK.STICKY; // decorator or open bracket
+      else if (/^\s*@/.test(prev) || /[([{,\\]\s*$/.test(prev))
+        brk = BRK.STICKY; // decorator or open bracket
       else if (afterBlank) brk = topLevel ? BRK.BLOCK : BRK.LINE;
       else if (topLevel && CODE_DEF_RE.test(line.text)) brk = BRK.BLOCK;
       else brk = BRK.SENTENCE;
-      this.add(line.start, line.end, brk);
+      this.add(line.start, line.end, brk, true);
       prev = line.text;
       afterBlank = false;
       first = false;
@@ -298,12 +315,38 @@ function sizeCost(size: number, s: ChunkingSettings): number {
   return cost;
 }
 
-/** Chooses chunk boundaries over atoms by dynamic programming (see the module comment). */
-export function packAtoms(atoms: Atom[], s: ChunkingSettings): Span[] {
+/**
+ * Chooses chunk boundaries over atoms by dynamic programming (see the module comment). Atoms whose boundary is
+ * at least `hardBreak` strong always start a new chunk (repository files are never mixed in one chunk).
+ */
+export function packAtoms(atoms: Atom[], s: ChunkingSettings, hardBreak = Infinity): Span[] {
+  const spans: Span[] = [];
+  let groupStart = 0;
+  for (let k = 1; k <= atoms.length; k++) {
+    if (k === atoms.length || atoms[k]!.brk >= hardBreak) {
+      for (const span of packGroup(atoms.slice(groupStart, k), s)) {
+        spans.push({
+          ...span,
+          first: span.first + groupStart,
+          last: span.last + groupStart,
+          overlapFirst: span.overlapFirst + groupStart,
+        });
+      }
+      groupStart = k;
+    }
+  }
+  return spans;
+}
+
+function packGroup(atoms: Atom[], s: ChunkingSettings): Span[] {
   const n = atoms.length;
   if (n === 0) return [];
   const prefix = new Float64Array(n + 1);
-  for (let i = 0; i < n; i++) prefix[i + 1] = prefix[i]! + atoms[i]!.tokens;
+  const sections = new Int32Array(n + 1); // sections[k] = section-strength atoms among atoms[0..k)
+  for (let i = 0; i < n; i++) {
+    prefix[i + 1] = prefix[i]! + atoms[i]!.tokens;
+    sections[i + 1] = sections[i]! + (atoms[i]!.brk >= BRK.SECTION ? 1 : 0);
+  }
   const best = new Float64Array(n + 1).fill(Infinity);
   const from = new Int32Array(n + 1);
   best[0] = 0;
@@ -312,7 +355,8 @@ export function packAtoms(atoms: Atom[], s: ChunkingSettings): Span[] {
     for (let i = j - 1; i >= 0; i--) {
       const size = prefix[j]! - prefix[i]!;
       if (size > s.maxTokens && i < j - 1) break;
-      const cost = best[i]! + sizeCost(size, s) + cut;
+      const crossed = sections[j]! - sections[i + 1]!;
+      const cost = best[i]! + sizeCost(size, s) + cut + CROSS_SECTION_COST * crossed;
       if (cost < best[j]!) {
         best[j] = cost;
         from[j] = i;
@@ -327,8 +371,9 @@ export function packAtoms(atoms: Atom[], s: ChunkingSettings): Span[] {
     const [i, j] = ranges[k]!;
     let size = prefix[j]! - prefix[i]!;
     let o = i;
-    // Overlap: whole sentences/lines from the previous chunk, only when this chunk starts inside a section.
-    if (k > 0 && s.overlapTokens > 0 && atoms[i]!.brk < BRK.SECTION) {
+    // Overlap: whole sentences/lines from the previous chunk, only when this chunk starts inside a paragraph or
+    // code block (at a heading, paragraph, function or file boundary the previous text is another topic).
+    if (k > 0 && s.overlapTokens > 0 && atoms[i]!.brk < BRK.BLOCK) {
       const prevFirst = ranges[k - 1]![0];
       const room = Math.min(s.overlapTokens, s.maxTokens - size);
       let candidate = i;
@@ -341,7 +386,14 @@ export function packAtoms(atoms: Atom[], s: ChunkingSettings): Span[] {
       o = candidate;
       size += prefix[i]! - prefix[o]!;
     }
-    spans.push({ start: atoms[o]!.start, end: atoms[j - 1]!.end, tokens: size, first: i, last: j - 1, overlapFirst: o });
+    spans.push({
+      start: atoms[o]!.start,
+      end: atoms[j - 1]!.end,
+      tokens: size,
+      first: i,
+      last: j - 1,
+      overlapFirst: o,
+    });
   }
   return spans;
 }
@@ -373,7 +425,7 @@ export function splitText(
   kind: 'prose' | 'code' = 'prose',
 ): Span[] {
   const atomizer = new Atomizer(text, counter, settings.maxTokens);
-  if (kind === 'code') atomizer.addCode(0, text.length, BRK.FILE);
+  if (kind === 'code') atomizer.addCode(0, text.length, BRK.SECTION);
   else atomizer.addProse(0, text.length, BRK.SECTION);
   return fitSpans(text, atomizer.atoms, counter, settings);
 }
@@ -383,9 +435,15 @@ export function splitText(
  * exactly under WordPiece; the check only matters for pieces of a word cut at character level. A span that
  * still comes out too long loses its overlap, then is re-packed with a tighter cap.
  */
-function fitSpans(text: string, atoms: Atom[], counter: TokenCounter, s: ChunkingSettings): Span[] {
+function fitSpans(
+  text: string,
+  atoms: Atom[],
+  counter: TokenCounter,
+  s: ChunkingSettings,
+  hardBreak = Infinity,
+): Span[] {
   const out: Span[] = [];
-  for (const span of packAtoms(atoms, s)) {
+  for (const span of packAtoms(atoms, s, hardBreak)) {
     let real = counter.count(text.slice(span.start, span.end));
     if (real <= s.maxTokens) {
       out.push({ ...span, tokens: real });
@@ -427,7 +485,7 @@ export type ChunkingOverrides = Partial<Record<DocumentCategory, Partial<Chunkin
 export function chunkDocument(doc: CleanedDocument, counter: TokenCounter, overrides: ChunkingOverrides = {}): Chunk[] {
   const settings = resolveChunkingSettings(doc.category, overrides[doc.category]);
   const atoms = atomize(doc, counter, settings.maxTokens);
-  const spans = fitSpans(doc.content, atoms, counter, settings);
+  const spans = fitSpans(doc.content, atoms, counter, settings, doc.category === 'repositories' ? BRK.FILE : Infinity);
   const metadata: ChunkMetadata = {
     strategy: STRATEGY[doc.category],
     max_tokens: settings.maxTokens,
@@ -479,6 +537,10 @@ export function chunkDocument(doc: CleanedDocument, counter: TokenCounter, overr
 }
 
 /** Chunks many documents (same settings). */
-export function chunkDocuments(docs: CleanedDocument[], counter: TokenCounter, overrides: ChunkingOverrides = {}): Chunk[] {
+export function chunkDocuments(
+  docs: CleanedDocument[],
+  counter: TokenCounter,
+  overrides: ChunkingOverrides = {},
+): Chunk[] {
   return docs.flatMap((d) => chunkDocument(d, counter, overrides));
 }

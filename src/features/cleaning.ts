@@ -228,7 +228,8 @@ const STRONG_BOILERPLATE_PATTERNS: RegExp[] = [
 /** Table-of-contents / navigation headings whose following list is navigation, in the page header. */
 const NAV_HEADINGS = new Set(['sections', 'contents', 'table of contents', 'on this page', 'in this article', 'menu']);
 
-const MONTHS = 'jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?';
+const MONTHS =
+  'jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?';
 const DATE_RE = new RegExp(
   `^((${MONTHS})\\.? \\d{1,2}(st|nd|rd|th)?,? \\d{4}|\\d{1,2} (${MONTHS})\\.? \\d{4}|\\d{4}-\\d{2}-\\d{2})$`,
 );
@@ -340,7 +341,9 @@ function tidyCode(lines: string[]): string[] {
   const out = lines.map((l) => l.replace(/\s+$/, ''));
   while (out.length && out[0] === '') out.shift();
   while (out.length && out[out.length - 1] === '') out.pop();
-  if (out.length) out[out.length - 1] = out[out.length - 1]!.replace(/\s+__$/, '').replace(/^__$/, '');
+  // The copy-button icon leaves "__" after the last line: "...quant)__" or "... __" (never after a word character,
+  // so a trailing `__init__` stays).
+  if (out.length) out[out.length - 1] = out[out.length - 1]!.replace(/(\s+|(?<=[^\w\s]))__$/, '').replace(/^__$/, '');
   const indents = out.filter((l) => l !== '').map(indentOf);
   const common = indents.length ? Math.min(...indents) : 0;
   return out.map((l) => l.replace(/\t/g, '    ').slice(Math.min(common, indentOf(l))));
@@ -593,7 +596,8 @@ function removeChrome(blocks: Block[], ctx: PageContext): Block[] {
     if (b.kind === 'code' || b.kind === 'table' || b.kind === 'break') continue;
     if (b.kind === 'heading' && k === '') strong[i] = true;
     else if (isStrongBoilerplate(k)) strong[i] = true;
-    else if (b.kind !== 'item' && (matchesTitle(k, titleKey) || (subtitleKey !== '' && k === subtitleKey))) strong[i] = true;
+    else if (b.kind !== 'item' && (matchesTitle(k, titleKey) || (subtitleKey !== '' && k === subtitleKey)))
+      strong[i] = true;
     else if (authorKey !== '' && k === authorKey && b.kind !== 'item') strong[i] = true;
     else if (host !== null && k === host) strong[i] = true;
     else if (/^[\w.-]+\.(substack\.com|medium\.com|github\.io)$/.test(k)) strong[i] = true;
@@ -610,7 +614,8 @@ function removeChrome(blocks: Block[], ctx: PageContext): Block[] {
       if (!keep[i] || !isContent(blocks[i]!)) continue;
       const b = blocks[i]!;
       const k = keys[i]!;
-      const weak = (b.kind === 'paragraph' || b.kind === 'heading') && (WEAK_BOILERPLATE.has(k) || NUMBER_ONLY_RE.test(k));
+      const weak =
+        (b.kind === 'paragraph' || b.kind === 'heading') && (WEAK_BOILERPLATE.has(k) || NUMBER_ONLY_RE.test(k));
       if (!weak) continue;
       const prev = neighbour(blocks, i, -1);
       const next = neighbour(blocks, i, +1);
@@ -634,7 +639,11 @@ function removeChrome(blocks: Block[], ctx: PageContext): Block[] {
       keep[idx] = false;
       if (k === 'author' || k === 'authors' || k === 'by') {
         const next = neighbour(blocks, idx, +1);
-        if (next >= 0 && blocks[next]!.kind === 'paragraph' && wordCount((blocks[next] as { text: string }).text) <= 4) {
+        if (
+          next >= 0 &&
+          blocks[next]!.kind === 'paragraph' &&
+          wordCount((blocks[next] as { text: string }).text) <= 4
+        ) {
           keep[next] = false;
         }
       }
@@ -664,7 +673,10 @@ function removeChrome(blocks: Block[], ctx: PageContext): Block[] {
         if (blocks[j]!.kind === 'item') items.push(j);
         j++;
       }
-      const short = items.filter((k) => wordCount((blocks[k] as { text: string }).text) <= 6 && !/[.!?]$/.test((blocks[k] as { text: string }).text));
+      const short = items.filter(
+        (k) =>
+          wordCount((blocks[k] as { text: string }).text) <= 6 && !/[.!?]$/.test((blocks[k] as { text: string }).text),
+      );
       if (items.length >= 5 && short.length >= items.length * 0.8) for (const k of items) keep[k] = false;
       i = j;
       continue;
@@ -691,7 +703,9 @@ export function cleanTitle(title: string, author?: string | null): string {
   let t = normalizeSpaces(normalizeUnicode(title));
   if (author) {
     const a = escapeRegExp(normalizeSpaces(normalizeUnicode(author)));
-    t = t.replace(new RegExp(`\\s+[-|–—]\\s+(by\\s+)?${a}$`, 'i'), '').replace(new RegExp(`^${a}\\s+[-|–—]\\s+`, 'i'), '');
+    t = t
+      .replace(new RegExp(`\\s+[-|–—]\\s+(by\\s+)?${a}$`, 'i'), '')
+      .replace(new RegExp(`^${a}\\s+[-|–—]\\s+`, 'i'), '');
   }
   return t.replace(/\s+\|\s+[^|]+$/, '').trim() || normalizeSpaces(normalizeUnicode(title));
 }

@@ -9,7 +9,13 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { AutoModel, AutoTokenizer, type PreTrainedModel, type PreTrainedTokenizer, type Tensor } from '@huggingface/transformers';
+import {
+  AutoModel,
+  AutoTokenizer,
+  type PreTrainedModel,
+  type PreTrainedTokenizer,
+  type Tensor,
+} from '@huggingface/transformers';
 import type { Embedder } from './embedder';
 import { meanPoolAndNormalize } from './embedder';
 import {
@@ -47,7 +53,9 @@ export class OnnxEmbedder implements Embedder {
   private constructor(
     private readonly tokenizer: PreTrainedTokenizer,
     private readonly model: PreTrainedModel,
-    readonly options: Required<Pick<OnnxEmbedderOptions, 'batchSize' | 'maxTokens' | 'quantized' | 'optimized' | 'intraOpThreads'>>,
+    readonly options: Required<
+      Pick<OnnxEmbedderOptions, 'batchSize' | 'maxTokens' | 'quantized' | 'optimized' | 'intraOpThreads'>
+    >,
   ) {}
 
   static async create(options: OnnxEmbedderOptions = {}): Promise<OnnxEmbedder> {
@@ -91,14 +99,34 @@ export class OnnxEmbedder implements Embedder {
   }
 
   private async embedBatch(batch: string[]): Promise<Float32Array[]> {
-    const inputs = this.tokenizer(batch, { padding: true, truncation: true, max_length: this.options.maxTokens });
+    const inputs = this.tokenizer(batch, { padding: true, truncation: true, max_length: this.options.maxTokens }) as {
+      input_ids: Tensor;
+      attention_mask: Tensor;
+    };
+    const mask = inputs.attention_mask.data as BigInt64Array;
+    this.restoreSeparator(inputs.input_ids, mask);
     const output = (await this.model(inputs)) as ModelOutput;
     const hidden = output.last_hidden_state;
     const [b, seq, dim] = hidden.dims as [number, number, number];
-    const mask = (inputs as { attention_mask: Tensor }).attention_mask.data as BigInt64Array;
     const vectors = meanPoolAndNormalize(hidden.data as Float32Array, mask, b, seq, dim);
     hidden.dispose();
     return vectors;
+  }
+
+  /**
+   * transformers.js truncates after adding special tokens, so a text over the limit loses its final [SEP]; Python
+   * tokenizers (and so sentence-transformers) keep [CLS] + first 254 tokens + [SEP]. Put [SEP] back so long
+   * inputs embed exactly as in Python. (Chunks never reach the limit; queries and other callers might.)
+   */
+  private restoreSeparator(inputIds: Tensor, mask: BigInt64Array): void {
+    const ids = inputIds.data as BigInt64Array;
+    const [rows, seq] = inputIds.dims as [number, number];
+    if (seq < this.options.maxTokens) return;
+    const sep = BigInt(this.tokenizer.sep_token_id);
+    for (let r = 0; r < rows; r++) {
+      const last = r * seq + seq - 1;
+      if (mask[last] === 1n && ids[last] !== sep) ids[last] = sep;
+    }
   }
 
   async close(): Promise<void> {

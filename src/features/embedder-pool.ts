@@ -122,7 +122,8 @@ export class WorkerPoolEmbedder implements Embedder {
     slot.job = null;
     if (!this.closed) {
       this.spawn().catch((spawnErr: unknown) => {
-        for (const job of this.queue.splice(0)) job.reject(spawnErr instanceof Error ? spawnErr : new Error(String(spawnErr)));
+        for (const job of this.queue.splice(0))
+          job.reject(spawnErr instanceof Error ? spawnErr : new Error(String(spawnErr)));
       });
     }
   }

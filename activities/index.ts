@@ -1,17 +1,19 @@
 import type { QueueName } from '../src/config';
 import type { Dependencies } from '../src/infra/dependencies';
+import { createPingActivities } from './ping';
 import { createSmokeActivities } from './smoke';
 
 /** The activities each activity task queue serves (DESIGN.md §3). `pipelines` runs workflows only. */
 export function activitiesForQueue(queue: Exclude<QueueName, 'pipelines'>, deps: Dependencies): Record<string, (...args: never[]) => Promise<unknown>> {
+  const common = createPingActivities();
   switch (queue) {
     case 'etl':
-      return { ...createSmokeActivities(deps) };
+      return { ...common, ...createSmokeActivities(deps) };
     case 'features':
-      return {};
+      return { ...common };
     case 'llm':
-      return {};
+      return { ...common };
     case 'ml':
-      return {};
+      return { ...common };
   }
 }

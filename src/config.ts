@@ -76,6 +76,7 @@ const defaultHome = path.join(os.homedir(), '.cache', 'llm-twin');
 const envSchema = z.object({
   TWIN_HOME: z.string().default(defaultHome).describe('Where installed services, models and local data live'),
   TWIN_DATA_DIR: z.string().optional().describe('Local platform data (dev server DB, FerretDB, Qdrant, artifacts); default $TWIN_HOME/data'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json').describe('Log lines as JSON (default) or pretty for people'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level'),
 
   TEMPORAL_ADDRESS: hostPort.optional().describe('Temporal frontend host:port; unset = `twin dev` starts a local dev server'),
@@ -122,6 +123,8 @@ const envSchema = z.object({
 
   TWIN_WORKER_QUEUES: z.string().default('all').describe('Queues this worker process serves: all, or a comma list of pipelines,etl,features,llm,ml'),
   TWIN_WORKFLOW_BUNDLE: z.string().optional().describe('Prebuilt workflow bundle file (production); unset = bundle at start'),
+  TWIN_WORKER_DEPLOYMENT: z.string().min(1).default('llm-twin').describe('Worker Deployment name (Worker Versioning)'),
+  TWIN_WORKER_BUILD_ID: z.string().min(1).optional().describe('Build id of this worker version; set = Worker Versioning on (pinned workflows)'),
   WORKER_ETL_CONCURRENCY: positiveInt.default(16).describe('Max concurrent activities on twin-etl'),
   WORKER_FEATURES_CONCURRENCY: positiveInt.default(2).describe('Max concurrent activities on twin-features'),
   WORKER_LLM_CONCURRENCY: positiveInt.default(8).describe('Max concurrent activities on twin-llm'),
@@ -205,6 +208,7 @@ function buildSettings(env: z.output<typeof envSchema>) {
     workers: {
       queues: parseQueues(env.TWIN_WORKER_QUEUES),
       workflowBundle: env.TWIN_WORKFLOW_BUNDLE,
+      deployment: env.TWIN_WORKER_BUILD_ID ? { deploymentName: env.TWIN_WORKER_DEPLOYMENT, buildId: env.TWIN_WORKER_BUILD_ID } : undefined,
       concurrency: {
         pipelines: env.WORKER_PIPELINES_CONCURRENCY,
         etl: env.WORKER_ETL_CONCURRENCY,

@@ -16,6 +16,16 @@ function workflowSource(settings: Settings): Pick<WorkerOptions, 'workflowsPath'
     : { workflowsPath: require.resolve(WORKFLOWS_PATH) };
 }
 
+/**
+ * Worker Versioning (docs/deploy.md): a worker with a build id only gets tasks of its version; running workflows
+ * stay pinned to the version that started them, so a deploy never replays old histories on new code.
+ */
+function versioning(settings: Settings): Pick<WorkerOptions, 'workerDeploymentOptions'> {
+  const deployment = settings.workers.deployment;
+  if (!deployment) return {};
+  return { workerDeploymentOptions: { version: deployment, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } };
+}
+
 function queueOptions(queue: QueueName, settings: Settings): Partial<WorkerOptions> {
   const limit = settings.workers.concurrency[queue];
   switch (queue) {
@@ -44,6 +54,7 @@ export async function runWorkers(queues: QueueName[], settings: Settings, log: L
           namespace: settings.temporal.namespace,
           taskQueue: TASK_QUEUES[queue],
           shutdownGraceTime: '10 seconds',
+          ...versioning(settings),
           ...queueOptions(queue, settings),
           ...(queue === 'pipelines' ? workflowSource(settings) : { activities: activitiesForQueue(queue, deps) }),
         }),

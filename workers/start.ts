@@ -6,6 +6,7 @@ import { runWorkers } from './run';
 
 /** Entry helper for the worker scripts: one-line errors for configuration and connectivity problems. */
 export function startWorkers(queues?: QueueName[]): void {
+  exitWithParent();
   let log = createLogger({ name: 'twin-worker' });
   try {
     const settings = loadSettings();
@@ -20,4 +21,22 @@ export function startWorkers(queues?: QueueName[]): void {
     log.fatal(known ? { problem: (error as Error).message } : { err: error }, 'worker failed');
     process.exitCode = 1;
   }
+}
+
+/**
+ * Under `twin dev` the workers are a child process: if that parent dies without stopping them (kill -9), shut
+ * down gracefully instead of lingering as an orphan that still polls the queues.
+ */
+function exitWithParent(): void {
+  const parent = Number(process.env.TWIN_EXIT_WITH_PARENT);
+  if (!parent) return;
+  const timer = setInterval(() => {
+    try {
+      process.kill(parent, 0);
+    } catch {
+      clearInterval(timer);
+      process.kill(process.pid, 'SIGTERM');
+    }
+  }, 1_000);
+  timer.unref();
 }

@@ -1,1 +1,2 @@
+export { pingQueues } from './ping';
 export { smoke } from './smoke';

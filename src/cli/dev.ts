@@ -84,10 +84,16 @@ export async function startDevPlatform(settings: Settings, print: (line: string)
     print('starting workers …');
     const workers = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(REPO_ROOT, 'workers', 'all.ts')], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...env },
+      env: { LOG_FORMAT: 'pretty', ...process.env, ...env, TWIN_EXIT_WITH_PARENT: String(process.pid) },
       stdio: 'inherit',
     });
-    await writePlatformState(dataDir, { pid: process.pid, startedAt: new Date().toISOString(), env, webUi });
+    await writePlatformState(dataDir, {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      env,
+      webUi,
+      processes: [...services.map((s) => ({ name: s.name, pid: s.pid })), { name: 'workers', pid: workers.pid ?? -1 }],
+    });
     const stop = async () => {
       if (workers.exitCode === null && workers.signalCode === null) {
         const exited = new Promise((resolve) => workers.once('exit', resolve));

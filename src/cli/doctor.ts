@@ -1,6 +1,7 @@
 import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Settings } from '../config';
+import { TASK_QUEUES, type Settings } from '../config';
+import type { QueuePing } from '../../workflows/ping';
 import { openWarehouse, redactUri } from '../infra/mongo';
 import { connectClient, temporalAddress } from '../infra/temporal';
 import { findBinary, MissingBinaryError } from '../infra/local-services';
@@ -47,6 +48,27 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
         }
       },
       settings.temporal.address ? 'check TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the TLS / API key settings' : 'start the local platform: npm run dev',
+    ),
+  );
+  checks.push(
+    await check(
+      'Workers',
+      async () => {
+        const client = await connectClient(settings.temporal);
+        try {
+          const pings = await client.workflow.execute<() => Promise<QueuePing[]>>('pingQueues', {
+            taskQueue: TASK_QUEUES.pipelines,
+            workflowId: `doctor-ping-${Date.now()}`,
+            workflowExecutionTimeout: '30 seconds',
+          });
+          const down = pings.filter((p) => !p.ok);
+          if (down.length > 0) throw new Error(down.map((p) => `${p.taskQueue}: ${p.detail}`).join('; '));
+          return `every queue answers (${pings.map((p) => p.taskQueue).join(', ')})`;
+        } finally {
+          await client.connection.close();
+        }
+      },
+      'start the workers: npm run dev (or `npx tsx workers/all.ts` against your cluster)',
     ),
   );
   checks.push(

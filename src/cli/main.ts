@@ -135,6 +135,10 @@ program
   });
 
 function explain(error: unknown): string {
+  if (error instanceof Error && error.name === 'ServiceError') {
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return `Temporal: ${error.message}${cause}. Is the platform running (\`npm run dev\`, \`npx twin doctor\`)?`;
+  }
   if (error instanceof ConfigError || error instanceof ServiceUnavailableError || error instanceof MissingBinaryError) {
     return error.message;
   }

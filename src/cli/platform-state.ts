@@ -12,6 +12,8 @@ export interface PlatformState {
   startedAt: string;
   env: Record<string, string>;
   webUi?: string;
+  /** Processes `twin dev` started, for diagnosis. */
+  processes: { name: string; pid: number }[];
 }
 
 export async function writePlatformState(dataDir: string, state: PlatformState): Promise<void> {

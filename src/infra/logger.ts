@@ -16,12 +16,14 @@ const REDACTED_PATHS = [
 
 let rootLogger: Logger | undefined;
 
+/** Human-readable logs (for `twin dev`) when LOG_FORMAT=pretty; JSON lines otherwise (production, tests). */
 export function createLogger(options: { level?: string; pretty?: boolean; name?: string } = {}): Logger {
+  const pretty = options.pretty ?? process.env.LOG_FORMAT === 'pretty';
   return pino({
     name: options.name ?? 'twin',
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    ...(options.pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname', sync: true } } } : {}),
   });
 }
 

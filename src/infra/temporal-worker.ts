@@ -3,6 +3,9 @@ import type { Logger } from './logger';
 
 let installed = false;
 
+/** Expected on single-purpose workers (an activity queue has no workflows by design); not worth a warning. */
+const QUIET_MESSAGES = ['No activities registered', 'No workflows registered', 'No Nexus services registered'];
+
 /** Sends the Temporal runtime's logs (SDK and core) through our pino logger. Call once per process. */
 export function installTemporalRuntime(log: Logger): void {
   if (installed) return;
@@ -17,6 +20,7 @@ export function installTemporalRuntime(log: Logger): void {
   };
   Runtime.install({
     logger: new DefaultLogger('INFO', ({ level, message, meta }: { level: LogLevel; message: string; meta?: LogMetadata }) => {
+      if (QUIET_MESSAGES.some((quiet) => message.startsWith(quiet))) return sink.debug(meta ?? {}, message);
       // pino serialises Errors only under `err`; the SDK puts them under `error`.
       const { error, ...rest } = (meta ?? {}) as LogMetadata & { error?: unknown };
       sink[levels[level]](error instanceof Error ? { ...rest, err: error } : (meta ?? {}), message);

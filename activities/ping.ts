@@ -4,8 +4,8 @@ import { Context } from '@temporalio/activity';
 /** Every activity queue serves `ping`, so `twin doctor` can check that a worker is polling each queue. */
 export function createPingActivities() {
   return {
-    async ping(): Promise<{ taskQueue: string; host: string; pid: number }> {
-      return { taskQueue: Context.current().info.taskQueue, host: os.hostname(), pid: process.pid };
+    ping(): Promise<{ taskQueue: string; host: string; pid: number }> {
+      return Promise.resolve({ taskQueue: Context.current().info.taskQueue, host: os.hostname(), pid: process.pid });
     },
   };
 }

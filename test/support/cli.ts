@@ -48,8 +48,8 @@ export function startTwin(args: string[], env: NodeJS.ProcessEnv, ready: RegExp,
         resolve({ child, output: () => output });
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`twin ${args.join(' ')} exited with ${code}:\n${output}`));

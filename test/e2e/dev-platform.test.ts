@@ -37,7 +37,7 @@ describe('twin dev: the local platform in one command', () => {
       TEMPORAL_PORT: String(await getFreePort()),
       TEMPORAL_UI_PORT: String(uiPort),
     });
-    const started = await startTwin(['dev'], env, /platform is up/);
+    const started = await startTwin(['dev'], env, /Ctrl-C stops everything/);
     dev = started.child;
     assert.match(started.output(), new RegExp(`Temporal Web UI\\s+http://127\\.0\\.0\\.1:${uiPort}`));
 

@@ -473,7 +473,8 @@ function parseBlocks(text: string): Block[] {
     i++;
     while (i < lines.length && !isBlank(lines[i]!) && isProseContinuation(lines[i]!)) {
       const next = unescapeMarkdown(stripIconResidue(lines[i]!.replace(/\s+$/, ''))).trim();
-      para = hard ? `${para}\n${next}` : joinWrapped(para, next);
+      // Hard breaks and quoted lines (">") stay on their own line; soft wraps are joined.
+      para = hard || next.startsWith('>') ? `${para}\n${next}` : joinWrapped(para, next);
       hard = /\s{2,}$/.test(lines[i]!);
       i++;
     }

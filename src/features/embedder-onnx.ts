@@ -41,6 +41,16 @@ export interface OnnxEmbedderOptions extends ModelLocation {
   maxTokens?: number;
 }
 
+/** Where the time went, summed over all `embed` calls (for benchmarks and logs). */
+export interface OnnxEmbedderStats {
+  texts: number;
+  batches: number;
+  tokens: number;
+  tokenizeMs: number;
+  inferenceMs: number;
+  poolMs: number;
+}
+
 interface ModelOutput {
   last_hidden_state: Tensor;
 }
@@ -49,6 +59,7 @@ export class OnnxEmbedder implements Embedder {
   readonly modelId = EMBEDDING_MODEL_ID;
   readonly dimension = EMBEDDING_DIMENSION;
   private closed = false;
+  readonly stats: OnnxEmbedderStats = { texts: 0, batches: 0, tokens: 0, tokenizeMs: 0, inferenceMs: 0, poolMs: 0 };
 
   private constructor(
     private readonly tokenizer: PreTrainedTokenizer,
@@ -99,17 +110,27 @@ export class OnnxEmbedder implements Embedder {
   }
 
   private async embedBatch(batch: string[]): Promise<Float32Array[]> {
+    const t0 = performance.now();
     const inputs = this.tokenizer(batch, { padding: true, truncation: true, max_length: this.options.maxTokens }) as {
       input_ids: Tensor;
       attention_mask: Tensor;
     };
     const mask = inputs.attention_mask.data as BigInt64Array;
     this.restoreSeparator(inputs.input_ids, mask);
+    const t1 = performance.now();
     const output = (await this.model(inputs)) as ModelOutput;
+    const t2 = performance.now();
     const hidden = output.last_hidden_state;
     const [b, seq, dim] = hidden.dims as [number, number, number];
     const vectors = meanPoolAndNormalize(hidden.data as Float32Array, mask, b, seq, dim);
     hidden.dispose();
+    const st = this.stats;
+    st.texts += batch.length;
+    st.batches++;
+    for (const m of mask) st.tokens += Number(m);
+    st.tokenizeMs += t1 - t0;
+    st.inferenceMs += t2 - t1;
+    st.poolMs += performance.now() - t2;
     return vectors;
   }
 

@@ -7,12 +7,12 @@ import { availableParallelism } from 'node:os';
 import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Embedder } from './embedder';
-import type { OnnxEmbedderOptions } from './embedder-onnx';
+import type { OnnxEmbedderOptions, OnnxEmbedderStats } from './embedder-onnx';
 import type { WorkerRequest, WorkerResponse } from './embedder-worker';
 import { EMBEDDING_DIMENSION, EMBEDDING_MODEL_ID } from './model-files';
 
 export interface WorkerPoolOptions extends OnnxEmbedderOptions {
-  /** Number of worker threads (default 1). Each gets `floor(cores / workers)` ONNX threads unless set. */
+  /** Number of worker threads (default: one per core). Each gets `floor(cores / workers)` ONNX threads unless set. */
   workers?: number;
 }
 
@@ -26,6 +26,7 @@ interface Job {
 interface Slot {
   worker: Worker;
   job: Job | null;
+  stats: OnnxEmbedderStats | null;
 }
 
 /**
@@ -53,10 +54,10 @@ export class WorkerPoolEmbedder implements Embedder {
   ) {}
 
   static async create(options: WorkerPoolOptions = {}): Promise<WorkerPoolEmbedder> {
-    const { workers = 1, ...rest } = options;
+    const { workers = availableParallelism(), ...rest } = options;
     if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers must be >= 1, got ${workers}`);
     const intraOpThreads = rest.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / workers));
-    const pool = new WorkerPoolEmbedder({ ...rest, intraOpThreads }, rest.batchSize ?? 32);
+    const pool = new WorkerPoolEmbedder({ ...rest, intraOpThreads }, rest.batchSize ?? 16);
     try {
       await Promise.all(Array.from({ length: workers }, () => pool.spawn()));
     } catch (err) {
@@ -68,7 +69,7 @@ export class WorkerPoolEmbedder implements Embedder {
 
   private spawn(): Promise<void> {
     const worker = new Worker(workerBootstrap(), { eval: true, workerData: this.workerOptions });
-    const slot: Slot = { worker, job: null };
+    const slot: Slot = { worker, job: null, stats: null };
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       worker.on('message', (msg: WorkerResponse) => {
@@ -86,6 +87,7 @@ export class WorkerPoolEmbedder implements Embedder {
           case 'result': {
             const job = slot.job;
             slot.job = null;
+            slot.stats = msg.stats;
             if (job) {
               const dim = this.dimension;
               job.resolve(Array.from({ length: msg.count }, (_, i) => msg.data.subarray(i * dim, (i + 1) * dim)));
@@ -126,6 +128,16 @@ export class WorkerPoolEmbedder implements Embedder {
           job.reject(spawnErr instanceof Error ? spawnErr : new Error(String(spawnErr)));
       });
     }
+  }
+
+  /** Time spent in the workers (tokenising, ONNX, pooling), summed over the live workers. */
+  get stats(): OnnxEmbedderStats {
+    const total: OnnxEmbedderStats = { texts: 0, batches: 0, tokens: 0, tokenizeMs: 0, inferenceMs: 0, poolMs: 0 };
+    for (const { stats } of this.slots) {
+      if (!stats) continue;
+      for (const key of Object.keys(total) as Array<keyof OnnxEmbedderStats>) total[key] += stats[key];
+    }
+    return total;
   }
 
   private pump(): void {

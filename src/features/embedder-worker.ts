@@ -3,13 +3,13 @@
  * sent. Vectors go back as one transferred Float32Array per batch (no copy).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { OnnxEmbedder, type OnnxEmbedderOptions } from './embedder-onnx';
+import { OnnxEmbedder, type OnnxEmbedderOptions, type OnnxEmbedderStats } from './embedder-onnx';
 
 export type WorkerRequest = { id: number; texts: string[] };
 export type WorkerResponse =
   | { type: 'ready'; dimension: number }
   | { type: 'init-error'; message: string }
-  | { type: 'result'; id: number; data: Float32Array; count: number }
+  | { type: 'result'; id: number; data: Float32Array; count: number; stats: OnnxEmbedderStats }
   | { type: 'error'; id: number; message: string };
 
 function post(message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
         const dim = embedder.dimension;
         const data = new Float32Array(vectors.length * dim);
         vectors.forEach((v, i) => data.set(v, i * dim));
-        post({ type: 'result', id: req.id, data, count: vectors.length }, [data.buffer]);
+        post({ type: 'result', id: req.id, data, count: vectors.length, stats: { ...embedder.stats } }, [data.buffer]);
       },
       (err: unknown) => post({ type: 'error', id: req.id, message: err instanceof Error ? err.message : String(err) }),
     );

@@ -45,6 +45,6 @@ export {
   type Embedder,
   type EmbedderConfig,
 } from './embedder';
-export { OnnxEmbedder, type OnnxEmbedderOptions } from './embedder-onnx';
+export { OnnxEmbedder, type OnnxEmbedderOptions, type OnnxEmbedderStats } from './embedder-onnx';
 export { WorkerPoolEmbedder, type WorkerPoolOptions } from './embedder-pool';
 export { EmbeddingDimensionError, OpenAIEmbedder, type OpenAIEmbedderOptions } from './embedder-openai';

@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   );
   console.log(`time: tokenize ${share(st.tokenizeMs)}, ONNX ${share(st.inferenceMs)}, pooling ${share(st.poolMs)}`);
   const pipelineRss = process.resourceUsage().maxRSS / 1024;
-  console.log(`peak RSS after the pipeline (tokenizer + one fp32 session + corpus): ${fmt(pipelineRss, 0)} MB`);
+  console.log(`peak RSS after the pipeline (tokenizer, corpus, ${cores} worker sessions): ${fmt(pipelineRss, 0)} MB`);
   report.pipeline = {
     docs,
     chunks: chunks.length,
@@ -260,7 +260,7 @@ async function main(): Promise<void> {
 
   const rss = process.resourceUsage().maxRSS / 1024;
   console.log(
-    `\npeak RSS at the end (includes the sweep's sessions): ${fmt(rss, 0)} MB; load average at end ${loadavg()
+    `\npeak RSS at the end (includes any sweep sessions): ${fmt(rss, 0)} MB; load average at end ${loadavg()
       .map((x) => fmt(x, 2))
       .join(' ')}`,
   );

@@ -144,7 +144,7 @@ export async function diffDatasets(registry: ArtifactRegistry, store: ArtifactSt
   for (const [key, value] of Object.entries(ma.generator)) compare(`generator.${key}`, value, (mb.generator as Record<string, unknown>)[key]);
   compare('split.seed', ma.split.seed, mb.split.seed);
   compare('split.testFraction', ma.split.testFraction, mb.split.testFraction);
-  compare('dedupe.threshold', ma.dedupe.threshold, mb.dedupe.threshold);
+  compare('dedupe', ma.dedupe, mb.dedupe);
   return {
     a: { version: ma.version, type: ma.type },
     b: { version: mb.version, type: mb.type },

@@ -1,25 +1,29 @@
 /**
  * Exact and near-duplicate removal of instructions.
  *
- * Exact: instructions equal after normalisation (Unicode NFKC, case, punctuation, whitespace). Near: Jaccard
- * similarity of character 5-gram shingles of the normalised text ≥ threshold (default 0.85). Character shingles
- * suit short texts (instructions are 5–30 words), where word n-grams have too few members to be stable. The
- * default is strict on purpose: "How does DPO differ from PPO?" and "How does DPO differ from SFT?" score 0.78 and
- * are different questions, while rephrasings that only add a word or two score ≥ 0.85.
+ * Exact: instructions equal after normalisation (Unicode NFKC, case, punctuation, whitespace).
+ * Near: two instructions are near-duplicates when the Jaccard similarity of their *word sets* is ≥ `threshold`
+ * (default 0.8) **and** the Jaccard similarity of their character 5-gram shingles is ≥ `charThreshold` (default
+ * 0.6). Word sets catch rephrasings of short texts well ("How does LoRA reduce the memory needed for fine-tuning
+ * large models?" vs "…needed when fine-tuning…": 0.85; vs "…for the fine-tuning of…": 0.92) while keeping
+ * questions that differ in their key word ("How does DPO differ from PPO?" vs "…from SFT?": 0.71). The character
+ * check is order-sensitive, so "Why is X better than Y?" and "Why is Y better than X?" (same word set) are both kept.
  *
  * The search is exact, not approximate (no MinHash error): prefix filtering — two sets with Jaccard ≥ t share a
- * shingle among their first |x| − ⌈t·|x|⌉ + 1 shingles in a global rare-first order — so only a handful of
- * candidates are verified per item, and the first occurrence (in input order) is the one kept.
+ * member among their first |x| − ⌈t·|x|⌉ + 1 members in a global rare-first order — so only a handful of
+ * candidates are verified per item. The first occurrence (in input order) is the one kept.
  */
 
 export interface DedupeOptions {
-  /** Jaccard similarity at or above which two instructions are near-duplicates. Default 0.85. */
+  /** Word-set Jaccard similarity at or above which two instructions may be near-duplicates. Default 0.8. */
   threshold: number;
+  /** Character-shingle Jaccard similarity they must also reach. Default 0.6. */
+  charThreshold: number;
   /** Characters per shingle. Default 5. */
   shingleSize: number;
 }
 
-export const DEFAULT_DEDUPE_OPTIONS: Readonly<DedupeOptions> = { threshold: 0.85, shingleSize: 5 };
+export const DEFAULT_DEDUPE_OPTIONS: Readonly<DedupeOptions> = { threshold: 0.8, charThreshold: 0.6, shingleSize: 5 };
 
 export function normalizeInstruction(text: string): string {
   return text
@@ -38,6 +42,11 @@ export function shingles(normalized: string, k = DEFAULT_DEDUPE_OPTIONS.shingleS
   }
   for (let i = 0; i + k <= normalized.length; i += 1) set.add(normalized.slice(i, i + k));
   return set;
+}
+
+/** The distinct words of the normalised text. */
+export function wordSet(normalized: string): Set<string> {
+  return new Set(normalized.split(' ').filter(Boolean));
 }
 
 export function jaccard(a: ReadonlySet<string>, b: ReadonlySet<string>): number {
@@ -59,11 +68,17 @@ export function dedupeByInstruction<T>(
   instructionOf: (item: T) => string,
   options: Partial<DedupeOptions> = {},
 ): DedupeResult<T> {
-  const { threshold, shingleSize } = { ...DEFAULT_DEDUPE_OPTIONS, ...options };
+  const { threshold, charThreshold, shingleSize } = { ...DEFAULT_DEDUPE_OPTIONS, ...options };
   if (!(threshold > 0 && threshold <= 1)) throw new RangeError(`threshold must be in (0, 1], got ${threshold}`);
   const normalized = items.map((item) => normalizeInstruction(instructionOf(item)));
-  const sets = normalized.map((text) => shingles(text, shingleSize));
-  // Global order: rare shingles first, ties by text, so prefixes are short and selective.
+  const sets = normalized.map(wordSet);
+  const charSets = new Map<number, Set<string>>();
+  const charsOf = (i: number) => {
+    let set = charSets.get(i);
+    if (!set) charSets.set(i, (set = shingles(normalized[i] ?? '', shingleSize)));
+    return set;
+  };
+  // Global order: rare words first, ties by text, so prefixes are short and selective.
   const frequency = new Map<string, number>();
   for (const set of sets) for (const s of set) frequency.set(s, (frequency.get(s) ?? 0) + 1);
   const ordered = sets.map((set) =>
@@ -90,7 +105,8 @@ export function dedupeByInstruction<T>(
         if (checked.has(candidate)) continue;
         checked.add(candidate);
         const similarity = jaccard(set, sets[candidate] as Set<string>);
-        if (similarity >= threshold && (!best || similarity > best.similarity || (similarity === best.similarity && candidate < best.index))) {
+        if (similarity < threshold || jaccard(charsOf(i), charsOf(candidate)) < charThreshold) continue;
+        if (!best || similarity > best.similarity || (similarity === best.similarity && candidate < best.index)) {
           best = { index: candidate, similarity };
         }
       }

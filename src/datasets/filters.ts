@@ -23,7 +23,7 @@ export const DROP_REASONS = [
   'rejected-equals-chosen',
   /** Same instruction (after normalisation) as an earlier sample. */
   'duplicate-instruction',
-  /** Instruction nearly the same as an earlier sample's (character-shingle Jaccard ≥ threshold). */
+  /** Instruction nearly the same as an earlier sample's (word and character-shingle Jaccard, see dedupe.ts). */
   'near-duplicate-instruction',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];

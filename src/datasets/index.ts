@@ -38,7 +38,7 @@ export {
   startsWithCapital,
   type DropReason,
 } from './filters';
-export { DEFAULT_DEDUPE_OPTIONS, dedupeByInstruction, jaccard, normalizeInstruction, shingles, type DedupeOptions, type DedupeResult } from './dedupe';
+export { DEFAULT_DEDUPE_OPTIONS, dedupeByInstruction, jaccard, normalizeInstruction, shingles, wordSet, type DedupeOptions, type DedupeResult } from './dedupe';
 export { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, seededOrder, splitByCategory, testSizeFor, type SplitOptions, type SplitResult } from './split';
 export { COLUMNS, JsonlError, datasetRowsToJsonl, parseDatasetRows, parseJsonl, toJsonl } from './jsonl';
 export {

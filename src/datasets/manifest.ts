@@ -57,7 +57,7 @@ export const datasetManifestSchema = z.object({
   /** Artifact ids of what the dataset was made from (cleaned documents). */
   sources: z.array(z.string()),
   split: z.object({ seed: z.number().int(), testFraction: z.number() }),
-  dedupe: z.object({ threshold: z.number(), shingleSize: count }),
+  dedupe: z.object({ threshold: z.number(), charThreshold: z.number(), shingleSize: count }),
   usage: z.object({
     completions: count,
     httpAttempts: count,

@@ -32,14 +32,20 @@ export function cutAtBoundary(prefix: string): string {
   return prefix.trimEnd();
 }
 
+/**
+ * Special-token strings in the input (`<|im_start|>`, `<|endoftext|>` — common in texts about LLMs) are counted as
+ * the plain text they are, never as control tokens: the package would otherwise refuse to encode them.
+ */
+const AS_PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
 /** o200k_base (GPT-4o / GPT-4.1 / GPT-5 family) via `gpt-tokenizer`. */
 export function gptTokenizer(): TextTokenizer {
   return {
     name: 'o200k_base',
-    count: (text: string) => countTokens(text),
+    count: (text: string) => countTokens(text, AS_PLAIN_TEXT),
     truncate(text: string, maxTokens: number): string {
       if (maxTokens <= 0) return '';
-      const tokens = encode(text);
+      const tokens = encode(text, AS_PLAIN_TEXT);
       if (tokens.length <= maxTokens) return text;
       // Decoding a token prefix can end inside a multi-byte character; the replacement char is cut away below.
       const prefix = decode(tokens.slice(0, maxTokens)).replace(/\uFFFD+$/, '');

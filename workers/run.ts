@@ -4,7 +4,7 @@ import { activitiesForQueue } from '../activities';
 import { TASK_QUEUES, type QueueName, type Settings } from '../src/config';
 import { createDependencies } from '../src/infra/dependencies';
 import type { Logger } from '../src/infra/logger';
-import { connectionOptions } from '../src/infra/temporal';
+import { connectClient, connectionOptions, ensureSearchAttributes } from '../src/infra/temporal';
 import { installTemporalRuntime } from '../src/infra/temporal-worker';
 
 const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index');
@@ -44,6 +44,7 @@ function queueOptions(queue: QueueName, settings: Settings): Partial<WorkerOptio
  */
 export async function runWorkers(queues: QueueName[], settings: Settings, log: Logger): Promise<void> {
   installTemporalRuntime(log);
+  if (queues.includes('pipelines') && settings.temporal.address) await registerSearchAttributes(settings, log);
   const connection = await NativeConnection.connect(await connectionOptions(settings.temporal));
   const deps = createDependencies(settings, log);
   try {
@@ -66,5 +67,25 @@ export async function runWorkers(queues: QueueName[], settings: Settings, log: L
   } finally {
     await deps.close();
     await connection.close();
+  }
+}
+
+/**
+ * On a configured cluster, make sure the search attributes the workflows set exist (the dev server of `twin dev`
+ * gets them as start flags). Not fatal: Temporal Cloud manages them in its UI and may refuse the call.
+ */
+async function registerSearchAttributes(settings: Settings, log: Logger): Promise<void> {
+  try {
+    const client = await connectClient(settings.temporal);
+    try {
+      await ensureSearchAttributes(client, settings.temporal.namespace, log);
+    } finally {
+      await client.connection.close();
+    }
+  } catch (error) {
+    log.warn(
+      { problem: (error as Error).message },
+      'could not register search attributes; create TwinPipeline, TwinAuthor, TwinDatasetVersion, TwinModelVersion, TwinStatus in your namespace',
+    );
   }
 }

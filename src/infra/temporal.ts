@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import type { TLSConfig } from '@temporalio/client';
 import type { Settings } from '../config';
 import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../domain/search-attributes';
@@ -49,7 +50,7 @@ export async function connectClient(config: TemporalSettings): Promise<Client> {
  * The dev server started by `twin dev` gets them as start flags. Temporal Cloud manages them in its UI.
  */
 export async function ensureSearchAttributes(client: Client, namespace: string, log?: Logger): Promise<string[]> {
-  const { IndexedValueType } = await import('@temporalio/proto').then((m) => m.temporal.api.enums.v1);
+  const { IndexedValueType } = temporal.api.enums.v1;
   const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
   const known = new Set(Object.keys(existing.customAttributes ?? {}));
   const missing = Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS).filter(([name]) => !known.has(name));

@@ -2,6 +2,7 @@ import type { QueueName } from '../src/config';
 import type { Dependencies } from '../src/infra/dependencies';
 import { createPingActivities } from './ping';
 import { createSmokeActivities } from './smoke';
+import { createTrainingActivities } from './training';
 
 /** The activities each activity task queue serves (DESIGN.md §3). `pipelines` runs workflows only. */
 export function activitiesForQueue(queue: Exclude<QueueName, 'pipelines'>, deps: Dependencies): Record<string, (...args: never[]) => Promise<unknown>> {
@@ -14,6 +15,6 @@ export function activitiesForQueue(queue: Exclude<QueueName, 'pipelines'>, deps:
     case 'llm':
       return { ...common };
     case 'ml':
-      return { ...common };
+      return { ...common, ...createTrainingActivities(deps) };
   }
 }

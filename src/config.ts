@@ -117,6 +117,20 @@ const envSchema = z.object({
   OPIK_URL_OVERRIDE: url(['http:', 'https:']).optional().describe('Opik URL (self-hosted)'),
 
   SAGEMAKER_EXECUTION_ROLE_ARN: z.string().optional().describe('IAM role SageMaker jobs and endpoints run as'),
+  SAGEMAKER_TRAINING_IMAGE_URI: z.string().optional().describe('Training image; default the Hugging Face PyTorch training DLC of AWS_REGION (docs/training.md)'),
+  SAGEMAKER_TRAINING_INSTANCE_TYPE: z.string().default('ml.g6e.2xlarge').describe('Instance type of SageMaker training jobs'),
+  SAGEMAKER_TRAINING_VOLUME_GB: positiveInt.default(100).describe('EBS volume of a training instance (GB)'),
+  SAGEMAKER_TRAINING_MAX_RUNTIME_S: positiveInt.default(86_400).describe('Stop a SageMaker training job after this many seconds'),
+  SAGEMAKER_TRAINING_SPOT: bool.default(false).describe('Managed spot training (checkpoints in S3, resumed after interruptions)'),
+  SAGEMAKER_TRAINING_MAX_WAIT_S: positiveInt.optional().describe('Spot: max seconds to wait for capacity and run; default 2 x max runtime'),
+  SAGEMAKER_TRAINING_BUCKET: z.string().optional().describe('S3 bucket for training code, data copies, checkpoints and models; default ARTIFACT_BUCKET'),
+  SAGEMAKER_MODEL_PACKAGE_GROUP: z.string().regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'expected 1-63 letters, digits and hyphens').default('llm-twin').describe('Model Package Group trained models are registered in'),
+  SAGEMAKER_INFERENCE_IMAGE_URI: z.string().optional().describe('Serving image recorded in model packages; default the Hugging Face TGI DLC of AWS_REGION'),
+  TRAINING_BACKEND: z.enum(['local', 'sagemaker']).default('local').describe('Where trainModel runs jobs/finetune when the run does not say: local process or SageMaker'),
+  TRAINING_PYTHON: z.string().optional().describe('Python of the local training backend; default $TWIN_HOME/venv-train/bin/python'),
+  TRAINING_DIR: z.string().optional().describe('Local training jobs (logs, checkpoints, merged models); default $TWIN_DATA_DIR/training'),
+  TRAINING_BASE_MODEL: z.string().default('meta-llama/Llama-3.1-8B').describe('Model SFT starts from when the run does not say (Hugging Face id or local folder)'),
+  TRAINING_POLL_INTERVAL_S: positiveInt.default(30).describe('Seconds between status polls of a SageMaker training job (local jobs: 2 s)'),
 
   API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
   API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
@@ -195,6 +209,24 @@ function buildSettings(env: z.output<typeof envSchema>) {
     huggingFace: { token: env.HF_TOKEN },
     opik: { apiKey: env.OPIK_API_KEY, workspace: env.OPIK_WORKSPACE, url: env.OPIK_URL_OVERRIDE },
     sagemaker: { executionRoleArn: env.SAGEMAKER_EXECUTION_ROLE_ARN },
+    training: {
+      backend: env.TRAINING_BACKEND,
+      python: env.TRAINING_PYTHON ?? path.join(env.TWIN_HOME, 'venv-train', 'bin', 'python'),
+      dir: env.TRAINING_DIR ?? path.join(dataDir, 'training'),
+      baseModel: env.TRAINING_BASE_MODEL,
+      pollIntervalSeconds: env.TRAINING_POLL_INTERVAL_S,
+      sagemaker: {
+        imageUri: env.SAGEMAKER_TRAINING_IMAGE_URI,
+        instanceType: env.SAGEMAKER_TRAINING_INSTANCE_TYPE,
+        volumeSizeGb: env.SAGEMAKER_TRAINING_VOLUME_GB,
+        maxRuntimeSeconds: env.SAGEMAKER_TRAINING_MAX_RUNTIME_S,
+        spot: env.SAGEMAKER_TRAINING_SPOT,
+        maxWaitSeconds: env.SAGEMAKER_TRAINING_MAX_WAIT_S,
+        bucket: env.SAGEMAKER_TRAINING_BUCKET,
+        modelPackageGroup: env.SAGEMAKER_MODEL_PACKAGE_GROUP,
+        inferenceImageUri: env.SAGEMAKER_INFERENCE_IMAGE_URI,
+      },
+    },
     api: {
       keys: env.API_KEYS
         ? env.API_KEYS.reveal()

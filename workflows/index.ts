@@ -1,2 +1,3 @@
 export { pingQueues } from './ping';
 export { smoke } from './smoke';
+export { trainModel } from './train-model';

@@ -8,6 +8,7 @@ import { openWarehouse } from '../infra/mongo';
 import { connectClient } from '../infra/temporal';
 import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
+import { registerModelsCommands } from './models-commands';
 import { adoptRunningPlatform } from './platform-state';
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -133,6 +134,8 @@ program
       await warehouse.close();
     }
   });
+
+registerModelsCommands(program, platformSettings);
 
 function explain(error: unknown): string {
   if (error instanceof Error && error.name === 'ServiceError') {

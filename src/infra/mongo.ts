@@ -10,6 +10,10 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { 'producer.workflowId': 1 }, name: 'producer_workflow' },
   ],
   smoke_notes: [{ key: { workflowId: 1 }, name: 'workflowId' }],
+  models: [
+    { key: { mode: 1, createdAt: -1 }, name: 'mode_createdAt' },
+    { key: { datasetArtifactId: 1 }, name: 'datasetArtifactId' },
+  ],
 };
 
 export interface Warehouse {

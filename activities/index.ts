@@ -1,5 +1,6 @@
 import type { QueueName } from '../src/config';
 import type { Dependencies } from '../src/infra/dependencies';
+import { createEtlActivities } from './etl';
 import { createPingActivities } from './ping';
 import { createSmokeActivities } from './smoke';
 import { createTrainingActivities } from './training';
@@ -9,7 +10,7 @@ export function activitiesForQueue(queue: Exclude<QueueName, 'pipelines'>, deps:
   const common = createPingActivities();
   switch (queue) {
     case 'etl':
-      return { ...common, ...createSmokeActivities(deps) };
+      return { ...common, ...createSmokeActivities(deps), ...createEtlActivities(deps) };
     case 'features':
       return { ...common };
     case 'llm':

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { config as loadDotenv } from 'dotenv';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 /**
@@ -43,6 +44,16 @@ const bool = z
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
 const positiveInt = z.coerce.number({ message: 'expected a whole number' }).int('expected a whole number').positive();
+
+const ipList = z.string().refine(
+  (value) =>
+    value
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean)
+      .every((entry) => (entry.includes('/') ? ipaddr.isValidCIDR(entry) : ipaddr.isValid(entry))),
+  { message: 'expected a comma list of IP addresses or CIDRs, e.g. 127.0.0.1,10.0.0.0/8' },
+);
 
 const url = (protocols: string[]) =>
   z.string().refine(
@@ -134,6 +145,11 @@ const envSchema = z.object({
 
   API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
   API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
+
+  ETL_SSRF_ALLOW: ipList.default('').describe('Comma list of IPs/CIDRs the crawler may fetch although not public (tests, internal mirrors); default none'),
+  ETL_RESPECT_ROBOTS: bool.default(true).describe('Crawler respects robots.txt (turn off only for sites you own)'),
+  ETL_POLITENESS: bool.default(true).describe('Per-host crawl politeness: 2 requests in flight and 500 ms between starts per host'),
+  ETL_GITHUB_CLONE_URL: z.string().regex(/\{owner\}.*\{repo\}/, 'expected a URL with {owner} and {repo}').optional().describe('Clone URL template for GitHub repositories (a mirror), e.g. https://git.example.com/{owner}/{repo}.git'),
 
   TWIN_WORKER_QUEUES: z.string().default('all').describe('Queues this worker process serves: all, or a comma list of pipelines,etl,features,llm,ml'),
   TWIN_WORKFLOW_BUNDLE: z.string().optional().describe('Prebuilt workflow bundle file (production); unset = bundle at start'),
@@ -236,6 +252,12 @@ function buildSettings(env: z.output<typeof envSchema>) {
             .map((key) => new Secret(key))
         : [],
       port: env.API_PORT,
+    },
+    etl: {
+      ssrfAllow: env.ETL_SSRF_ALLOW.split(',').map((entry) => entry.trim()).filter(Boolean),
+      respectRobots: env.ETL_RESPECT_ROBOTS,
+      politeness: env.ETL_POLITENESS,
+      githubCloneUrl: env.ETL_GITHUB_CLONE_URL,
     },
     workers: {
       queues: parseQueues(env.TWIN_WORKER_QUEUES),

@@ -8,6 +8,7 @@ import { openWarehouse } from '../infra/mongo';
 import { connectClient } from '../infra/temporal';
 import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
+import { registerEtlCommands } from './etl-commands';
 import { registerModelsCommands } from './models-commands';
 import { adoptRunningPlatform } from './platform-state';
 
@@ -136,6 +137,8 @@ program
   });
 
 registerModelsCommands(program, platformSettings);
+
+registerEtlCommands(program, { platformSettings, webUiLink, print });
 
 function explain(error: unknown): string {
   if (error instanceof Error && error.name === 'ServiceError') {

@@ -1,4 +1,5 @@
 import type { Settings } from '../config';
+import { Fetcher } from '../etl/fetcher';
 import { ArtifactRegistry } from './artifact-registry';
 import { createArtifactStore, type ArtifactStore } from './artifact-store';
 import type { Logger } from './logger';
@@ -14,12 +15,15 @@ export interface Dependencies {
   warehouse(): Promise<Warehouse>;
   artifactRegistry(): Promise<ArtifactRegistry>;
   artifactStore(): ArtifactStore;
+  /** The crawler's HTTP fetcher: one per process (connection pool, per-host politeness, robots cache). */
+  fetcher(): Fetcher;
   close(): Promise<void>;
 }
 
 export function createDependencies(settings: Settings, log: Logger): Dependencies {
   let warehouse: Promise<Warehouse> | undefined;
   let store: ArtifactStore | undefined;
+  let fetcher: Fetcher | undefined;
   const openOnce = (): Promise<Warehouse> => {
     // A failed open is not cached: the next activity attempt tries again.
     warehouse ??= openWarehouse(settings.mongo).catch((error: unknown) => {
@@ -34,7 +38,16 @@ export function createDependencies(settings: Settings, log: Logger): Dependencie
     warehouse: openOnce,
     artifactRegistry: async () => new ArtifactRegistry((await openOnce()).db),
     artifactStore: () => (store ??= createArtifactStore(settings.artifacts, settings.aws)),
+    fetcher: () =>
+      (fetcher ??= new Fetcher({
+        ssrf: { allow: settings.etl.ssrfAllow },
+        robots: settings.etl.respectRobots,
+        ...(settings.etl.politeness ? {} : { politeness: false as const }),
+      })),
     async close() {
+      const openFetcher = fetcher;
+      fetcher = undefined;
+      await openFetcher?.close().catch(() => undefined);
       const opened = warehouse;
       warehouse = undefined;
       if (opened) await (await opened.catch(() => undefined))?.close();

@@ -10,6 +10,11 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { 'producer.workflowId': 1 }, name: 'producer_workflow' },
   ],
   smoke_notes: [{ key: { workflowId: 1 }, name: 'workflowId' }],
+  // Warehouse (src/infra/warehouse.ts): documents are read per author; authors are found by normalised name.
+  users: [{ key: { name_key: 1 }, name: 'name_key' }],
+  articles: [{ key: { author_id: 1 }, name: 'author_id' }],
+  posts: [{ key: { author_id: 1 }, name: 'author_id' }],
+  repositories: [{ key: { author_id: 1 }, name: 'author_id' }],
   models: [
     { key: { mode: 1, createdAt: -1 }, name: 'mode_createdAt' },
     { key: { datasetArtifactId: 1 }, name: 'datasetArtifactId' },

@@ -186,11 +186,13 @@ export function registerEtlCommands(program: Command, ctx: CliContext): void {
               workflowId,
               args: [input],
             });
-            print(
+            // With --json, stdout carries only the JSON; progress goes to stderr.
+            const progress = options.json ? (line: string) => void process.stderr.write(`${line}\n`) : print;
+            progress(
               `started ${workflowId} (${links.length} links${batches.length > 1 ? `, batch ${n + 1}/${batches.length}` : ''})`,
             );
             const link = ctx.webUiLink(settings, workflowId, handle.firstExecutionRunId);
-            if (link) print(`Web UI: ${link}`);
+            if (link) progress(`Web UI: ${link}`);
             const result = (await handle.result()) as DigitalDataEtlResult;
             if (options.json) print(JSON.stringify(result, null, 2));
             else for (const line of formatEtlResult(result)) print(line);

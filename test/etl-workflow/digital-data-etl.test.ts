@@ -389,7 +389,8 @@ describe('digitalDataEtl workflow on the real dev server', () => {
       writeFileSync(list, `# Grace's posts\n${fixture.url}/news/playgrounds\n\n`);
       const second = await runTwin(['etl', '--author', 'grace   hopper', '--links', list, '--json'], env, 180_000);
       assert.equal(second.code, 0, second.stderr);
-      const result = JSON.parse(second.stdout.slice(second.stdout.indexOf('{'))) as DigitalDataEtlResult;
+      const result = JSON.parse(second.stdout) as DigitalDataEtlResult; // --json: only JSON on stdout
+      assert.match(second.stderr, /^started etl-grace-hopper-/m);
       assert.deepEqual(
         result.rows.map((r) => r.status),
         ['unchanged'],

@@ -332,11 +332,24 @@ def make_callback():
     from transformers import TrainerCallback
 
     class JsonMetrics(TrainerCallback):
-        """Every trainer log becomes one JSON metric line per value."""
+        """Every trainer log becomes one JSON metric line per value; each optimiser step's wall time too."""
+
+        def __init__(self) -> None:
+            self.step_seconds: list[float] = []
+            self._step_started = 0.0
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
                 emit_phase("Training", max_steps=state.max_steps)
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._step_started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._step_started:
+                self.step_seconds.append(time.perf_counter() - self._step_started)
+                if state.is_world_process_zero:
+                    emit_metric("step_seconds", self.step_seconds[-1], step=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero:
@@ -507,6 +520,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     mean_tokens = sum(sample_tokens) / max(1, len(sample_tokens))
     emit_metric("train_tokens_per_second", mean_tokens * samples_seen / max(runtime, 1e-9), step=result.global_step)
+    steady = sorted(callback.step_seconds[1:])  # the first step pays for warm-up (CUDA context, allocator)
+    if steady:
+        samples_per_step = hp["per_device_train_batch_size"] * hp["gradient_accumulation_steps"] * max(1, trainer.args.world_size)
+        median = steady[len(steady) // 2]
+        emit_metric("steady_tokens_per_second", mean_tokens * samples_per_step / max(median, 1e-9), step=result.global_step)
     emit_metric("peak_memory_gb", peak_memory_gb(use_cuda), step=result.global_step)
     if eval_dataset is not None:
         emit_phase("Evaluating")

@@ -18,7 +18,7 @@ import {
   type TrainingJobStatus,
 } from './backend';
 import { metricDefinitions } from './metrics';
-import type { TrainingJobSpec } from './spec';
+import { hyperparameterEntries, type Hyperparameters, type TrainingJobSpec } from './spec';
 
 /**
  * The Hugging Face PyTorch training image jobs/finetune/requirements.txt is pinned to (torch 2.9.0,
@@ -130,7 +130,7 @@ function requireS3(uri: string, what: string): string {
  */
 export function buildCreateTrainingJobRequest(spec: TrainingJobSpec, config: SageMakerTrainingConfig): CreateTrainingJobRequest {
   if (!spec.sourceDir) throw new TrainingJobError('the job code was not packaged (sourceDir missing)', 'ValidationError', false);
-  const hyperparameters: Record<string, unknown> = { ...spec.hyperparameters, mode: spec.mode, base_model: spec.baseModel };
+  const hyperparameters: Hyperparameters = { ...spec.hyperparameters, mode: spec.mode, base_model: spec.baseModel };
   const channels: Channel[] = [s3Channel('train', requireS3(spec.data.train, 'training data'), 'application/jsonlines')];
   if (spec.data.test) channels.push(s3Channel('test', requireS3(spec.data.test, 'test data'), 'application/jsonlines'));
   if (spec.baseModel.startsWith('s3://')) channels.push(s3Channel('model', spec.baseModel));
@@ -139,11 +139,7 @@ export function buildCreateTrainingJobRequest(spec: TrainingJobSpec, config: Sag
     channels.push(s3Channel('general', general, 'application/jsonlines'));
     hyperparameters.general_dataset = '';
   }
-  const encoded = Object.fromEntries(
-    Object.entries(hyperparameters)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([name, value]) => [name, JSON.stringify(value)]),
-  );
+  const encoded = Object.fromEntries(hyperparameterEntries(hyperparameters).map(([name, value]) => [name, JSON.stringify(value)]));
   const environment: Record<string, string> = { TOKENIZERS_PARALLELISM: 'false', HF_HUB_DISABLE_TELEMETRY: '1' };
   if (config.hfToken) environment.HF_TOKEN = config.hfToken.reveal();
   return {

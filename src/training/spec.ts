@@ -91,11 +91,16 @@ export function effectiveHyperparameters(mode: TrainingMode, overrides: unknown 
   return merged;
 }
 
+/** The hyperparameters a job is given: sorted by name, empty strings (= "not used", train.py's default) left out. */
+export function hyperparameterEntries(hyperparameters: Hyperparameters): [string, HyperparameterValue][] {
+  return Object.entries(hyperparameters)
+    .filter(([, value]) => value !== '')
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** `--name value` arguments, the form SageMaker's training toolkit passes hyperparameters to the script. */
 export function hyperparameterArgs(hyperparameters: Hyperparameters): string[] {
-  return Object.entries(hyperparameters)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .flatMap(([name, value]) => [`--${name}`, String(value)]);
+  return hyperparameterEntries(hyperparameters).flatMap(([name, value]) => [`--${name}`, String(value)]);
 }
 
 /** What a backend needs to run one training job; small and JSON-able (it travels through workflow history). */

@@ -37,7 +37,7 @@ describe('hyperparameters', () => {
     const hp = effectiveHyperparameters('sft', { lora_r: 8, lora_target_modules: ['q_proj', 'v_proj'], bf16: true });
     assert.equal(hp.lora_r, 8);
     assert.equal(hp.lora_target_modules, 'q_proj,v_proj');
-    const args = hyperparameterArgs({ seed: 1, bf16: true, lora_r: 8 });
+    const args = hyperparameterArgs({ seed: 1, bf16: true, lora_r: 8, general_dataset: '' });
     assert.deepEqual(args, ['--bf16', 'true', '--lora_r', '8', '--seed', '1']);
   });
 });

@@ -1,6 +1,7 @@
 import type { QueueName } from '../src/config';
 import type { Dependencies } from '../src/infra/dependencies';
 import { createEtlActivities } from './etl';
+import { createFeatureActivities } from './features';
 import { createPingActivities } from './ping';
 import { createSmokeActivities } from './smoke';
 import { createTrainingActivities } from './training';
@@ -12,7 +13,7 @@ export function activitiesForQueue(queue: Exclude<QueueName, 'pipelines'>, deps:
     case 'etl':
       return { ...common, ...createSmokeActivities(deps), ...createEtlActivities(deps) };
     case 'features':
-      return { ...common };
+      return { ...common, ...createFeatureActivities(deps) };
     case 'llm':
       return { ...common };
     case 'ml':

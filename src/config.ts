@@ -106,6 +106,7 @@ const envSchema = z.object({
 
   QDRANT_URL: url(['http:', 'https:']).optional().describe('Qdrant REST URL; unset = `twin dev` starts the local stand-in'),
   QDRANT_API_KEY: secret.optional().describe('Qdrant API key'),
+  QDRANT_COLLECTION_PREFIX: z.string().regex(/^[A-Za-z0-9_-]*$/, 'expected letters, digits, _ and -').default('').describe('Prefix of the Qdrant collection names (cleaned_*, embedded_*); several platforms or test runs on one Qdrant'),
 
   ARTIFACT_STORE: z.enum(['local', 's3']).default('local').describe('Where artifacts (datasets, models, reports) are written'),
   ARTIFACT_DIR: z.string().optional().describe('Folder of the local artifact store; default $TWIN_DATA_DIR/artifacts'),
@@ -121,6 +122,9 @@ const envSchema = z.object({
 
   EMBEDDING_BACKEND: z.enum(['local', 'openai']).default('local').describe('local ONNX all-MiniLM-L6-v2 or an OpenAI-compatible API'),
   EMBEDDING_MODEL_DIR: z.string().optional().describe('Local embedding model folder; default $TWIN_HOME/models/all-MiniLM-L6-v2'),
+  EMBEDDING_API_MODEL: z.string().min(1).default('sentence-transformers/all-MiniLM-L6-v2').describe('Model of the OpenAI-compatible embeddings API (EMBEDDING_BACKEND=openai); must return 384-d vectors'),
+  EMBEDDING_API_BASE_URL: url(['http:', 'https:']).optional().describe('Base URL of the OpenAI-compatible embeddings API; default OPENAI_BASE_URL'),
+  FEATURES_BATCH_SIZE: positiveInt.default(16).describe('Documents per clean/embed activity of featureEngineering (a run can override it)'),
 
   HF_TOKEN: secret.optional().describe('Hugging Face token (private models, dataset push)'),
   OPIK_API_KEY: secret.optional().describe('Opik API key for prompt monitoring'),
@@ -209,7 +213,7 @@ function buildSettings(env: z.output<typeof envSchema>) {
       uiPort: env.TEMPORAL_UI_PORT,
     },
     mongo: { uri: env.MONGODB_URI, database: env.MONGODB_DATABASE },
-    qdrant: { url: env.QDRANT_URL, apiKey: env.QDRANT_API_KEY },
+    qdrant: { url: env.QDRANT_URL, apiKey: env.QDRANT_API_KEY, collectionPrefix: env.QDRANT_COLLECTION_PREFIX },
     artifacts: {
       store: env.ARTIFACT_STORE,
       dir: env.ARTIFACT_DIR ?? path.join(dataDir, 'artifacts'),
@@ -221,7 +225,11 @@ function buildSettings(env: z.output<typeof envSchema>) {
     embedding: {
       backend: env.EMBEDDING_BACKEND,
       modelDir: env.EMBEDDING_MODEL_DIR ?? path.join(env.TWIN_HOME, 'models', 'all-MiniLM-L6-v2'),
+      apiModel: env.EMBEDDING_API_MODEL,
+      apiBaseUrl: env.EMBEDDING_API_BASE_URL ?? env.OPENAI_BASE_URL,
+      apiKey: env.OPENAI_API_KEY,
     },
+    features: { batchSize: env.FEATURES_BATCH_SIZE },
     huggingFace: { token: env.HF_TOKEN },
     opik: { apiKey: env.OPIK_API_KEY, workspace: env.OPIK_WORKSPACE, url: env.OPIK_URL_OVERRIDE },
     sagemaker: { executionRoleArn: env.SAGEMAKER_EXECUTION_ROLE_ARN },

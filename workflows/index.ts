@@ -2,3 +2,4 @@ export { pingQueues } from './ping';
 export { smoke } from './smoke';
 export { trainModel } from './train-model';
 export { digitalDataEtl } from './digital-data-etl';
+export { featureEngineering } from './feature-engineering';

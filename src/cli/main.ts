@@ -8,6 +8,7 @@ import { openWarehouse } from '../infra/mongo';
 import { connectClient } from '../infra/temporal';
 import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
+import { registerFeatureCommands } from './features-commands';
 import { registerEtlCommands } from './etl-commands';
 import { registerModelsCommands } from './models-commands';
 import { adoptRunningPlatform } from './platform-state';
@@ -137,6 +138,7 @@ program
   });
 
 registerModelsCommands(program, platformSettings);
+registerFeatureCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });
 

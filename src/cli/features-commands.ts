@@ -1,0 +1,121 @@
+import type { Command } from 'commander';
+import type { FeatureEngineeringInput, FeatureEngineeringResult } from '../../workflows/feature-engineering';
+import type { Settings } from '../config';
+import { DOCUMENT_CATEGORIES, type DocumentCategory } from '../domain/documents';
+import { connectClient } from '../infra/temporal';
+
+export interface FeatureCliContext {
+  platformSettings: () => Settings;
+  webUiLink: (settings: Settings, workflowId: string, runId: string) => string | undefined;
+  print: (line: string) => void;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`twin: ${message}\n`);
+  process.exit(1);
+}
+
+function slug(text: string): string {
+  return (
+    text
+      .normalize('NFKD')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40) || 'author'
+  );
+}
+
+/** What `twin features` prints for a finished run: per-stage counts and the two artifacts. */
+export function formatFeatureResult(result: FeatureEngineeringResult): string[] {
+  const t = result.totals;
+  const c = t.cleaning;
+  const e = t.embedding;
+  const lines = [
+    `authors: ${result.authors.map((a) => `${a.name} (${a.id})`).join(', ')}${result.missingAuthors.length > 0 ? `; not found: ${result.missingAuthors.join(', ')}` : ''}`,
+    `documents: ${t.documents} in ${t.batches} batches (${result.categories.join(', ')}; ${result.runs} run${result.runs === 1 ? '' : 's'})`,
+    `cleaned:   ${c.cleaned} (${c.inserted} new, ${c.updated} changed, ${c.unchanged} unchanged, ${c.empty} empty, ${c.missing} missing, ${c.failed} failed)`,
+    `embedded:  ${e.embedded} documents now, ${e.unchanged} already current, ${e.withoutChunks} without chunks; ` +
+      `${e.chunks} chunks (${e.chunksEmbedded} embedded now, ${e.staleDeleted} stale deleted; largest ${e.maxTokens} tokens)`,
+  ];
+  for (const [category, per] of Object.entries(t.perCategory))
+    lines.push(`  ${category}: ${per.documents} documents, ${per.chunks} chunks`);
+  for (const f of t.failures) lines.push(`  failed ${f.id}: ${f.reason}`);
+  for (const b of t.failedBatches)
+    lines.push(`  failed batch (${b.category}, ${b.stage}, ${b.documents} documents from ${b.firstId}): ${b.reason}`);
+  if (result.artifacts) {
+    lines.push(
+      `artifact: ${result.artifacts.cleaned.id} (${result.artifacts.cleaned.count} cleaned documents) ${result.artifacts.cleaned.uri}`,
+    );
+    lines.push(
+      `artifact: ${result.artifacts.embedded.id} (${result.artifacts.embedded.count} chunks) ${result.artifacts.embedded.uri}`,
+    );
+  }
+  lines.push(`status: ${result.status}`);
+  return lines;
+}
+
+export function registerFeatureCommands(program: Command, ctx: FeatureCliContext): void {
+  const { print } = ctx;
+  program
+    .command('features')
+    .description(
+      "run the featureEngineering workflow: clean, chunk and embed the authors' documents into Qdrant, and print the counts",
+    )
+    .requiredOption('-a, --author <name...>', "author's full name as in the warehouse (repeat for several)")
+    .option('-c, --category <category...>', `only these categories (${DOCUMENT_CATEGORIES.join(', ')}); default all`)
+    .option('--batch-size <n>', 'documents per clean/embed activity (default FEATURES_BATCH_SIZE)', (v) =>
+      Number.parseInt(v, 10),
+    )
+    .option('--force', 're-embed documents whose chunks are already current', false)
+    .option('--workflow-id <id>', 'workflow id (default features-<author>-<time>)')
+    .option('--no-wait', 'start the run and print its Web UI link without waiting for the result')
+    .option('--json', 'print the result as JSON', false)
+    .action(
+      async (options: {
+        author: string[];
+        category?: string[];
+        batchSize?: number;
+        force: boolean;
+        workflowId?: string;
+        wait: boolean;
+        json: boolean;
+      }) => {
+        const categories = options.category ?? [];
+        const unknown = categories.filter((c) => !(DOCUMENT_CATEGORIES as readonly string[]).includes(c));
+        if (unknown.length > 0)
+          fail(`unknown category ${unknown.join(', ')}: expected ${DOCUMENT_CATEGORIES.join(', ')}`);
+        if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize > 0))
+          fail('--batch-size must be a positive whole number');
+        const settings = ctx.platformSettings();
+        const client = await connectClient(settings.temporal);
+        try {
+          const workflowId =
+            options.workflowId ??
+            `features-${slug(options.author.join('-'))}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+          const input: FeatureEngineeringInput = {
+            authors: options.author,
+            ...(categories.length > 0 ? { categories: categories as DocumentCategory[] } : {}),
+            ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+            ...(options.force ? { force: true } : {}),
+          };
+          const started = Date.now();
+          const handle = await client.workflow.start('featureEngineering', {
+            taskQueue: 'twin-pipelines',
+            workflowId,
+            args: [input],
+          });
+          print(`started ${workflowId}`);
+          const link = ctx.webUiLink(settings, workflowId, handle.firstExecutionRunId);
+          if (link) print(`Web UI: ${link}`);
+          if (!options.wait) return;
+          const result = (await handle.result()) as FeatureEngineeringResult;
+          if (options.json) print(JSON.stringify(result, null, 2));
+          else for (const line of formatFeatureResult(result)) print(line);
+          print(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        } finally {
+          await client.connection.close();
+        }
+      },
+    );
+}

@@ -18,7 +18,8 @@ export interface WorkerProcess {
 export async function startWorkerProcess(queues: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'workers', 'main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env, TWIN_WORKER_QUEUES: queues.join(',') },
+    // TWIN_EXIT_WITH_PARENT: if this test process dies, the workers stop instead of lingering as orphans.
+    env: { ...process.env, LOG_LEVEL: 'info', ...env, TWIN_WORKER_QUEUES: queues.join(','), TWIN_EXIT_WITH_PARENT: String(process.pid) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

@@ -8,7 +8,15 @@ import type { DocumentCategory } from '../domain/documents';
 import { dedupeByInstruction, DEFAULT_DEDUPE_OPTIONS, type DedupeOptions } from './dedupe';
 import { checkItem, emptyDropCounts, type DropReason } from './filters';
 import { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, splitByCategory } from './split';
-import type { DatasetRow, DatasetType, ExtractAnswer, ExtractFailureReason, InstructionPair, PreferenceTriple, RowProvenance } from './types';
+import type {
+  DatasetRow,
+  DatasetType,
+  ExtractAnswer,
+  ExtractFailureReason,
+  InstructionPair,
+  PreferenceTriple,
+  RowProvenance,
+} from './types';
 
 export interface BuildOptions {
   /** Default 0.1 (instruction) / 0.05 (preference). */
@@ -79,16 +87,22 @@ export function rowId(row: DatasetRow): string {
 
 function single(values: Iterable<string>, what: string): string {
   const unique = [...new Set(values)];
-  if (unique.length > 1) throw new Error(`answers come from different ${what}s (${unique.join(', ')}): build one dataset per ${what}`);
+  if (unique.length > 1)
+    throw new Error(`answers come from different ${what}s (${unique.join(', ')}): build one dataset per ${what}`);
   return unique[0] ?? '';
 }
 
-export function buildDataset(type: DatasetType, answers: readonly ExtractAnswer[], options: BuildOptions = {}): BuiltDataset {
+export function buildDataset(
+  type: DatasetType,
+  answers: readonly ExtractAnswer[],
+  options: BuildOptions = {},
+): BuiltDataset {
   const testFraction = options.testFraction ?? DEFAULT_TEST_FRACTION[type];
   const seed = options.seed ?? DEFAULT_SPLIT_SEED;
   const dedupe = { ...DEFAULT_DEDUPE_OPTIONS, ...(options.dedupe ?? {}) };
   const wrongType = answers.find((answer) => answer.type !== type);
-  if (wrongType) throw new Error(`answer for extract ${wrongType.extract_id} is a ${wrongType.type} answer, not ${type}`);
+  if (wrongType)
+    throw new Error(`answer for extract ${wrongType.extract_id} is a ${wrongType.type} answer, not ${type}`);
   const sorted = [...answers].sort((a, b) => (a.extract_id < b.extract_id ? -1 : a.extract_id > b.extract_id ? 1 : 0));
   const stats: BuildStats = {
     extracts: { total: sorted.length, answered: 0, failed: 0, failureReasons: {}, truncated: 0 },
@@ -138,11 +152,23 @@ export function buildDataset(type: DatasetType, answers: readonly ExtractAnswer[
   stats.samples.kept = deduped.kept.length;
   stats.samples.dropped = Object.values(stats.drops).reduce((sum, n) => sum + n, 0);
   const provenance = (part: 'train' | 'test', list: Candidate[]): RowProvenance[] =>
-    list.map((c) => ({ id: c.id, split: part, category: c.category, extract_id: c.extract_id, document_id: c.document_id }));
+    list.map((c) => ({
+      id: c.id,
+      split: part,
+      category: c.category,
+      extract_id: c.extract_id,
+      document_id: c.document_id,
+    }));
   return {
     type,
-    model: single(sorted.map((a) => a.model), 'model'),
-    promptVersion: single(sorted.map((a) => a.prompt_version), 'prompt version'),
+    model: single(
+      sorted.map((a) => a.model),
+      'model',
+    ),
+    promptVersion: single(
+      sorted.map((a) => a.prompt_version),
+      'prompt version',
+    ),
     split: { seed, testFraction },
     dedupe,
     train: split.train.map((c) => c.row),

@@ -50,10 +50,15 @@ function toListing(artifact: ArtifactRef): DatasetListing | undefined {
 }
 
 /** Dataset versions, newest first. */
-export async function listDatasets(registry: ArtifactRegistry, options: { type?: DatasetType; limit?: number } = {}): Promise<DatasetListing[]> {
+export async function listDatasets(
+  registry: ArtifactRegistry,
+  options: { type?: DatasetType; limit?: number } = {},
+): Promise<DatasetListing[]> {
   const limit = options.limit ?? 50;
   const types = options.type ? [options.type] : [...DATASET_TYPES];
-  const artifacts = (await Promise.all(types.map((type) => registry.list({ kind: DATASET_ARTIFACT_KIND[type], limit })))).flat();
+  const artifacts = (
+    await Promise.all(types.map((type) => registry.list({ kind: DATASET_ARTIFACT_KIND[type], limit })))
+  ).flat();
   return artifacts
     .map(toListing)
     .filter((listing): listing is DatasetListing => listing !== undefined)
@@ -72,12 +77,20 @@ export class DatasetNotFoundError extends Error {
 export async function findDataset(registry: ArtifactRegistry, version: string): Promise<ArtifactRef> {
   const byId = version.includes(':') ? await registry.get(version) : null;
   if (byId && typeOf(byId)) return byId;
-  if (version.length < 4) throw new DatasetNotFoundError(`dataset version "${version}" is too short: give at least 4 characters`);
-  const all = (await Promise.all(DATASET_TYPES.map((type) => registry.list({ kind: DATASET_ARTIFACT_KIND[type], limit: 10_000 })))).flat();
-  const matches = all.filter((artifact) => typeof artifact.metadata.version === 'string' && artifact.metadata.version.startsWith(version));
-  if (matches.length === 0) throw new DatasetNotFoundError(`no dataset version "${version}" in the registry (see \`twin datasets list\`)`);
+  if (version.length < 4)
+    throw new DatasetNotFoundError(`dataset version "${version}" is too short: give at least 4 characters`);
+  const all = (
+    await Promise.all(DATASET_TYPES.map((type) => registry.list({ kind: DATASET_ARTIFACT_KIND[type], limit: 10_000 })))
+  ).flat();
+  const matches = all.filter(
+    (artifact) => typeof artifact.metadata.version === 'string' && artifact.metadata.version.startsWith(version),
+  );
+  if (matches.length === 0)
+    throw new DatasetNotFoundError(`no dataset version "${version}" in the registry (see \`twin datasets list\`)`);
   if (matches.length > 1) {
-    throw new DatasetNotFoundError(`"${version}" matches ${matches.length} versions: ${matches.map((m) => String(m.metadata.version)).join(', ')}`);
+    throw new DatasetNotFoundError(
+      `"${version}" matches ${matches.length} versions: ${matches.map((m) => String(m.metadata.version)).join(', ')}`,
+    );
   }
   return matches[0] as ArtifactRef;
 }
@@ -88,7 +101,9 @@ export async function showDataset(
   version: string,
 ): Promise<{ artifact: ArtifactRef; manifest: DatasetManifest }> {
   const artifact = await findDataset(registry, version);
-  const key = String(artifact.metadata.manifestKey ?? `datasets/${typeOf(artifact)}/${String(artifact.metadata.version)}/manifest.json`);
+  const key = String(
+    artifact.metadata.manifestKey ?? `datasets/${typeOf(artifact)}/${String(artifact.metadata.version)}/manifest.json`,
+  );
   const manifest = parseManifest((await store.get(key)).toString('utf8'));
   return { artifact, manifest };
 }
@@ -120,7 +135,12 @@ async function rowSplits(store: ArtifactStore, manifest: DatasetManifest): Promi
   return map;
 }
 
-export async function diffDatasets(registry: ArtifactRegistry, store: ArtifactStore, a: string, b: string): Promise<DatasetDiff> {
+export async function diffDatasets(
+  registry: ArtifactRegistry,
+  store: ArtifactStore,
+  a: string,
+  b: string,
+): Promise<DatasetDiff> {
   const [left, right] = await Promise.all([showDataset(registry, store, a), showDataset(registry, store, b)]);
   const ma = left.manifest;
   const mb = right.manifest;
@@ -133,7 +153,9 @@ export async function diffDatasets(registry: ArtifactRegistry, store: ArtifactSt
     common += 1;
     if (other !== split) moved += 1;
   }
-  const categories = [...new Set([...Object.keys(ma.counts.perCategory), ...Object.keys(mb.counts.perCategory)])].sort();
+  const categories = [
+    ...new Set([...Object.keys(ma.counts.perCategory), ...Object.keys(mb.counts.perCategory)]),
+  ].sort();
   const zero = { train: 0, test: 0 };
   const changed: Record<string, [unknown, unknown]> = {};
   const compare = (name: string, x: unknown, y: unknown) => {
@@ -141,7 +163,8 @@ export async function diffDatasets(registry: ArtifactRegistry, store: ArtifactSt
   };
   compare('type', ma.type, mb.type);
   compare('promptVersion', ma.promptVersion, mb.promptVersion);
-  for (const [key, value] of Object.entries(ma.generator)) compare(`generator.${key}`, value, (mb.generator as Record<string, unknown>)[key]);
+  for (const [key, value] of Object.entries(ma.generator))
+    compare(`generator.${key}`, value, (mb.generator as Record<string, unknown>)[key]);
   compare('split.seed', ma.split.seed, mb.split.seed);
   compare('split.testFraction', ma.split.testFraction, mb.split.testFraction);
   compare('dedupe', ma.dedupe, mb.dedupe);
@@ -154,7 +177,10 @@ export async function diffDatasets(registry: ArtifactRegistry, store: ArtifactSt
       total: [ma.counts.total, mb.counts.total],
     },
     perCategory: Object.fromEntries(
-      categories.map((category) => [category, { a: ma.counts.perCategory[category] ?? zero, b: mb.counts.perCategory[category] ?? zero }]),
+      categories.map((category) => [
+        category,
+        { a: ma.counts.perCategory[category] ?? zero, b: mb.counts.perCategory[category] ?? zero },
+      ]),
     ),
     rows: { common, onlyInA: rowsA.size - common, onlyInB: rowsB.size - common, movedSplit: moved },
     drops: Object.fromEntries(
@@ -177,7 +203,14 @@ export async function diffDatasets(registry: ArtifactRegistry, store: ArtifactSt
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function formatDatasetList(listings: readonly DatasetListing[]): string {
@@ -188,14 +221,22 @@ export function formatDatasetList(listings: readonly DatasetListing[]): string {
   ]);
 }
 
-export function formatDatasetShow({ artifact, manifest: m }: { artifact: ArtifactRef; manifest: DatasetManifest }): string {
+export function formatDatasetShow({
+  artifact,
+  manifest: m,
+}: {
+  artifact: ArtifactRef;
+  manifest: DatasetManifest;
+}): string {
   const drops = Object.entries(m.drops).filter(([, n]) => n > 0);
   const failures = Object.entries(m.extracts.failureReasons).filter(([, n]) => n > 0);
   return [
     `${m.type} dataset ${m.version}  (${artifact.id})`,
     `  location     ${artifact.uri}`,
     `  rows         ${m.counts.train} train + ${m.counts.test} test = ${m.counts.total}   columns: ${m.columns.join(', ')}`,
-    ...Object.entries(m.counts.perCategory).map(([category, c]) => `    ${category.padEnd(12)} ${c.train} train, ${c.test} test`),
+    ...Object.entries(m.counts.perCategory).map(
+      ([category, c]) => `    ${category.padEnd(12)} ${c.train} train, ${c.test} test`,
+    ),
     `  extracts     ${m.extracts.total} (${m.extracts.answered} answered, ${m.extracts.failed} failed${failures.length ? `: ${failures.map(([r, n]) => `${r} ${n}`).join(', ')}` : ''})`,
     `  samples      ${m.samples.produced} produced of ${m.samples.requested} requested, ${m.samples.kept} kept, ${m.samples.dropped} dropped`,
     ...drops.map(([reason, n]) => `    ${reason.padEnd(32)} ${n}`),
@@ -215,7 +256,9 @@ export function formatDatasetDiff(diff: DatasetDiff): string {
     `${diff.a.type} ${diff.a.version} → ${diff.b.type} ${diff.b.version}`,
     `  rows     train ${pair(diff.counts.train)}, test ${pair(diff.counts.test)}`,
     `  content  ${diff.rows.common} common, ${diff.rows.onlyInA} only in ${diff.a.version}, ${diff.rows.onlyInB} only in ${diff.b.version}, ${diff.rows.movedSplit} changed split`,
-    ...Object.entries(diff.perCategory).map(([c, v]) => `  ${c.padEnd(12)} ${v.a.train}/${v.a.test} → ${v.b.train}/${v.b.test} (train/test)`),
+    ...Object.entries(diff.perCategory).map(
+      ([c, v]) => `  ${c.padEnd(12)} ${v.a.train}/${v.a.test} → ${v.b.train}/${v.b.test} (train/test)`,
+    ),
     ...Object.entries(diff.drops).map(([reason, v]) => `  drop ${reason.padEnd(30)} ${pair(v)}`),
     ...Object.entries(diff.changed).map(([name, v]) => `  ${name.padEnd(20)} ${pair(v)}`),
     ...(diff.sources.onlyInA.length || diff.sources.onlyInB.length

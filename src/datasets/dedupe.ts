@@ -59,7 +59,12 @@ export function jaccard(a: ReadonlySet<string>, b: ReadonlySet<string>): number 
 
 export interface DedupeResult<T> {
   kept: T[];
-  dropped: { item: T; reason: 'duplicate-instruction' | 'near-duplicate-instruction'; duplicateOf: T; similarity: number }[];
+  dropped: {
+    item: T;
+    reason: 'duplicate-instruction' | 'near-duplicate-instruction';
+    duplicateOf: T;
+    similarity: number;
+  }[];
 }
 
 /** Removes items whose instruction duplicates (exactly or nearly) an earlier item's. Keeps input order. */
@@ -92,7 +97,12 @@ export function dedupeByInstruction<T>(
     const text = normalized[i] ?? '';
     const firstExact = exact.get(text);
     if (firstExact !== undefined) {
-      result.dropped.push({ item, reason: 'duplicate-instruction', duplicateOf: items[firstExact] as T, similarity: 1 });
+      result.dropped.push({
+        item,
+        reason: 'duplicate-instruction',
+        duplicateOf: items[firstExact] as T,
+        similarity: 1,
+      });
       return;
     }
     const set = sets[i] as Set<string>;
@@ -112,7 +122,12 @@ export function dedupeByInstruction<T>(
       }
     }
     if (best) {
-      result.dropped.push({ item, reason: 'near-duplicate-instruction', duplicateOf: items[best.index] as T, similarity: best.similarity });
+      result.dropped.push({
+        item,
+        reason: 'near-duplicate-instruction',
+        duplicateOf: items[best.index] as T,
+        similarity: best.similarity,
+      });
       return;
     }
     exact.set(text, i);

@@ -37,7 +37,8 @@ interface Span {
 
 const FENCE_RE = /^([ \t]*)(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1\2[^\n]*$/gm;
 /** A segment ending like this is an abbreviation or an initial, not the end of a sentence. */
-const ABBREVIATION_END_RE = /(?:^|[\s(["'])(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|cf|al|Fig|Figs|Eq|No|Vol|approx|Inc|Ltd|[A-Z])\.[ \t]*$/;
+const ABBREVIATION_END_RE =
+  /(?:^|[\s(["'])(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|cf|al|Fig|Figs|Eq|No|Vol|approx|Inc|Ltd|[A-Z])\.[ \t]*$/;
 
 let segmenter: Intl.Segmenter | undefined;
 
@@ -101,7 +102,9 @@ function trimSpan(content: string, span: Span): Span {
 export function splitIntoExtracts(doc: CleanedDocument, options: Partial<ExtractOptions> = {}): Extract[] {
   const { minChars, maxChars, minKeepChars } = { ...DEFAULT_EXTRACT_OPTIONS, ...options };
   if (!(minKeepChars <= minChars && minChars <= maxChars)) {
-    throw new RangeError(`extract sizes must satisfy minKeepChars <= minChars <= maxChars (got ${minKeepChars}, ${minChars}, ${maxChars})`);
+    throw new RangeError(
+      `extract sizes must satisfy minKeepChars <= minChars <= maxChars (got ${minKeepChars}, ${minChars}, ${maxChars})`,
+    );
   }
   const content = doc.content;
   const spans: Span[] = [];
@@ -124,7 +127,11 @@ export function splitIntoExtracts(doc: CleanedDocument, options: Partial<Extract
     }
     // A span that reached the minimum and sits on a paragraph break is a natural place to stop.
     const length = trimSpan(content, current).end - trimSpan(content, current).start;
-    if (length >= minChars && content.slice(current.start, current.end).endsWith('\n\n') && length >= (minChars + maxChars) / 2) {
+    if (
+      length >= minChars &&
+      content.slice(current.start, current.end).endsWith('\n\n') &&
+      length >= (minChars + maxChars) / 2
+    ) {
       emit(current);
       current = undefined;
     }

@@ -96,7 +96,8 @@ export function checkPreferenceTriple(triple: PreferenceTriple, extractText: str
   if (triple.chosen.trim().length < MIN_CHOSEN_CHARS) return 'chosen-too-short';
   if (!startsWithCapital(triple.chosen)) return 'chosen-not-capitalized';
   if (!endsWithTerminalPunctuation(triple.chosen)) return 'chosen-no-terminal-punctuation';
-  if (normalizeWhitespace(triple.rejected).toLowerCase() === normalizeWhitespace(triple.chosen).toLowerCase()) return 'rejected-equals-chosen';
+  if (normalizeWhitespace(triple.rejected).toLowerCase() === normalizeWhitespace(triple.chosen).toLowerCase())
+    return 'rejected-equals-chosen';
   return null;
 }
 

@@ -40,6 +40,8 @@ export interface GeneratorParams {
   maxAttempts: number;
   /** Wait before retry round r: base · 2^(r−1) ms. Default 500. */
   retryBaseDelayMs: number;
+  /** Sampling seed sent with every request (retries get seed + attempt − 1); unset = none sent. */
+  seed?: number;
 }
 
 export const DEFAULT_GENERATOR_PARAMS: Readonly<GeneratorParams> = {
@@ -53,8 +55,10 @@ export const DEFAULT_GENERATOR_PARAMS: Readonly<GeneratorParams> = {
 
 export function resolveGeneratorParams(params: Partial<GeneratorParams> = {}): GeneratorParams {
   const resolved = { ...DEFAULT_GENERATOR_PARAMS, ...params };
-  if (!Number.isInteger(resolved.samplesPerExtract) || resolved.samplesPerExtract < 1) throw new RangeError('samplesPerExtract must be a positive integer');
-  if (!Number.isInteger(resolved.maxAttempts) || resolved.maxAttempts < 1) throw new RangeError('maxAttempts must be a positive integer');
+  if (!Number.isInteger(resolved.samplesPerExtract) || resolved.samplesPerExtract < 1)
+    throw new RangeError('samplesPerExtract must be a positive integer');
+  if (!Number.isInteger(resolved.maxAttempts) || resolved.maxAttempts < 1)
+    throw new RangeError('maxAttempts must be a positive integer');
   return resolved;
 }
 
@@ -64,7 +68,9 @@ export function resolveGeneratorParams(params: Partial<GeneratorParams> = {}): G
  */
 export function answerScope(type: DatasetType, model: string, params: GeneratorParams, runKey = ''): string {
   const { retryBaseDelayMs: _delay, maxAttempts: _attempts, ...content } = params;
-  return sha256(stableStringify({ type, model, promptVersion: versionOf(PROMPT_TEMPLATES[type]), params: content, runKey })).slice(0, 16);
+  return sha256(
+    stableStringify({ type, model, promptVersion: versionOf(PROMPT_TEMPLATES[type]), params: content, runKey }),
+  ).slice(0, 16);
 }
 
 /** Final answers per extract id, written before a batch returns (see module doc). */
@@ -215,7 +221,13 @@ export async function generateAnswers(
   };
   const results = new Map<string, ExtractAnswer>();
   const progress = () =>
-    deps.onProgress?.({ total: input.extracts.length, done: results.size, answered: summary.answered, failed: summary.failed, fromStore: summary.fromStore });
+    deps.onProgress?.({
+      total: input.extracts.length,
+      done: results.size,
+      answered: summary.answered,
+      failed: summary.failed,
+      fromStore: summary.fromStore,
+    });
 
   const tally = (answer: ExtractAnswer) => {
     summary.itemsRequested += answer.requested;
@@ -266,6 +278,7 @@ export async function generateAnswers(
         schemaName: `${type}_samples`,
         temperature: params.temperature,
         maxOutputTokens: params.maxOutputTokens,
+        ...(params.seed !== undefined ? { seed: params.seed + state.attempts - 1 } : {}),
         signal: deps.signal,
       });
     } catch (error) {
@@ -279,13 +292,28 @@ export async function generateAnswers(
     state.outputTokens += completion.usage.outputTokens;
     if (!completion.json.ok) {
       const cut = completion.finishReason === 'length' ? ' (the reply hit the output token limit)' : '';
-      return { kind: 'failed', reason: 'malformed-json', message: `${completion.json.error}${cut}`, retryable: false, final: false };
+      return {
+        kind: 'failed',
+        reason: 'malformed-json',
+        message: `${completion.json.error}${cut}`,
+        retryable: false,
+        final: false,
+      };
     }
     const parsed = parseItems(type, completion.json.value);
-    if (!parsed.ok) return { kind: 'failed', reason: 'no-item-list', message: parsed.message, retryable: false, final: false };
+    if (!parsed.ok)
+      return { kind: 'failed', reason: 'no-item-list', message: parsed.message, retryable: false, final: false };
     if (parsed.items.length === 0) {
-      const reasons = Object.entries(parsed.invalidReasons).map(([reason, count]) => `${reason} ×${count}`).join(', ');
-      return { kind: 'failed', reason: 'no-valid-items', message: `no valid item (${reasons || 'empty list'})`, retryable: false, final: false };
+      const reasons = Object.entries(parsed.invalidReasons)
+        .map(([reason, count]) => `${reason} ×${count}`)
+        .join(', ');
+      return {
+        kind: 'failed',
+        reason: 'no-valid-items',
+        message: `no valid item (${reasons || 'empty list'})`,
+        retryable: false,
+        final: false,
+      };
     }
     return { kind: 'answered', items: parsed.items, invalid: parsed.invalid, invalidReasons: parsed.invalidReasons };
   };
@@ -311,7 +339,9 @@ export async function generateAnswers(
       http_attempts: state.httpAttempts,
       input_tokens: state.inputTokens,
       output_tokens: state.outputTokens,
-      ...(last.kind === 'failed' ? { failure: { reason: last.reason, message: last.message, retryable: last.retryable } } : {}),
+      ...(last.kind === 'failed'
+        ? { failure: { reason: last.reason, message: last.message, retryable: last.retryable } }
+        : {}),
     };
     if (!answer.failure?.retryable) await deps.answers?.put(answer);
     results.set(answer.extract_id, answer);

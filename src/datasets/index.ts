@@ -1,6 +1,13 @@
 /** Dataset pipeline library: extracts, prompts, generation, validation, filters, dedupe, split, JSONL, manifests. */
 export * from './types';
-export { DEFAULT_EXTRACT_OPTIONS, extractId, extractsFromDocuments, splitIntoExtracts, type ExtractionStats, type ExtractOptions } from './extracts';
+export {
+  DEFAULT_EXTRACT_OPTIONS,
+  extractId,
+  extractsFromDocuments,
+  splitIntoExtracts,
+  type ExtractionStats,
+  type ExtractOptions,
+} from './extracts';
 export {
   EXTRACT_CLOSE,
   EXTRACT_OPEN,
@@ -38,8 +45,25 @@ export {
   startsWithCapital,
   type DropReason,
 } from './filters';
-export { DEFAULT_DEDUPE_OPTIONS, dedupeByInstruction, jaccard, normalizeInstruction, shingles, wordSet, type DedupeOptions, type DedupeResult } from './dedupe';
-export { DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, seededOrder, splitByCategory, testSizeFor, type SplitOptions, type SplitResult } from './split';
+export {
+  DEFAULT_DEDUPE_OPTIONS,
+  dedupeByInstruction,
+  jaccard,
+  normalizeInstruction,
+  shingles,
+  wordSet,
+  type DedupeOptions,
+  type DedupeResult,
+} from './dedupe';
+export {
+  DEFAULT_SPLIT_SEED,
+  DEFAULT_TEST_FRACTION,
+  seededOrder,
+  splitByCategory,
+  testSizeFor,
+  type SplitOptions,
+  type SplitResult,
+} from './split';
 export { COLUMNS, JsonlError, datasetRowsToJsonl, parseDatasetRows, parseJsonl, toJsonl } from './jsonl';
 export {
   DATASET_FILES,

@@ -47,7 +47,11 @@ export function parseJsonl<T = unknown>(text: string, schema?: z.ZodType<T>): T[
     }
     if (schema) {
       const parsed = schema.safeParse(value);
-      if (!parsed.success) throw new JsonlError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '), i + 1);
+      if (!parsed.success)
+        throw new JsonlError(
+          parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
+          i + 1,
+        );
       rows.push(parsed.data);
     } else {
       rows.push(value as T);

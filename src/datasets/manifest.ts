@@ -52,6 +52,7 @@ export const datasetManifestSchema = z.object({
     maxOutputTokens: count,
     maxPromptTokens: count,
     maxAttempts: count,
+    seed: z.number().int().nullable(),
   }),
   promptVersion: z.string(),
   /** Artifact ids of what the dataset was made from (cleaned documents). */
@@ -74,12 +75,20 @@ export function parseManifest(text: string): DatasetManifest {
 }
 
 /** Content hash of a dataset: sha256 over the type and the sha256 of each training file (hex, 64). */
-export function datasetContentHash(type: DatasetType, trainJsonl: string | Uint8Array, testJsonl: string | Uint8Array): string {
+export function datasetContentHash(
+  type: DatasetType,
+  trainJsonl: string | Uint8Array,
+  testJsonl: string | Uint8Array,
+): string {
   return sha256(`${type}\n${sha256(trainJsonl)}\n${sha256(testJsonl)}`);
 }
 
 /** Version id: the first 16 hex of the content hash. */
-export function datasetVersion(type: DatasetType, trainJsonl: string | Uint8Array, testJsonl: string | Uint8Array): string {
+export function datasetVersion(
+  type: DatasetType,
+  trainJsonl: string | Uint8Array,
+  testJsonl: string | Uint8Array,
+): string {
   return datasetContentHash(type, trainJsonl, testJsonl).slice(0, 16);
 }
 
@@ -88,6 +97,11 @@ export function datasetPrefix(type: DatasetType, version: string): string {
   return `datasets/${type}/${version}`;
 }
 
-export const DATASET_FILES = { train: 'train.jsonl', test: 'test.jsonl', provenance: 'provenance.jsonl', manifest: 'manifest.json' } as const;
+export const DATASET_FILES = {
+  train: 'train.jsonl',
+  test: 'test.jsonl',
+  provenance: 'provenance.jsonl',
+  manifest: 'manifest.json',
+} as const;
 
 export { COLUMNS };

@@ -70,7 +70,12 @@ export async function assembleDataset(
     );
   }
   const built = buildDataset(input.type, answers, input);
-  return writeDataset(deps.store, built, { sources: input.sources, generator: input.generator, prices: input.prices, now: deps.now });
+  return writeDataset(deps.store, built, {
+    sources: input.sources,
+    generator: input.generator,
+    prices: input.prices,
+    now: deps.now,
+  });
 }
 
 export interface GenerateDatasetInput extends BuildOptions {
@@ -107,7 +112,10 @@ export interface GenerateDatasetResult {
   artifact: ArtifactRef | null;
 }
 
-export async function generateDataset(input: GenerateDatasetInput, deps: GenerateDatasetDeps): Promise<GenerateDatasetResult> {
+export async function generateDataset(
+  input: GenerateDatasetInput,
+  deps: GenerateDatasetDeps,
+): Promise<GenerateDatasetResult> {
   const params = resolveGeneratorParams(input.params);
   let extraction: ExtractionStats | null = null;
   let extracts: readonly Extract[];
@@ -118,10 +126,19 @@ export async function generateDataset(input: GenerateDatasetInput, deps: Generat
     extracts = result.extracts;
     extraction = result.stats;
   }
-  const answers = deps.answers ?? new ArtifactAnswerStore(deps.store, input.type, answerScope(input.type, deps.llm.model, params, input.runKey));
+  const answers =
+    deps.answers ??
+    new ArtifactAnswerStore(deps.store, input.type, answerScope(input.type, deps.llm.model, params, input.runKey));
   const { summary } = await generateAnswers(
     { type: input.type, extracts, params },
-    { llm: deps.llm, answers, tokenizer: deps.tokenizer, concurrency: deps.concurrency, signal: deps.signal, onProgress: deps.onProgress },
+    {
+      llm: deps.llm,
+      answers,
+      tokenizer: deps.tokenizer,
+      concurrency: deps.concurrency,
+      signal: deps.signal,
+      onProgress: deps.onProgress,
+    },
   );
   const dataset = await assembleDataset(
     { ...input, extractIds: extracts.map((e) => e.id), generator: params },

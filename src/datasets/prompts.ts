@@ -40,8 +40,7 @@ export const INSTRUCTION_TEMPLATE: PromptTemplate = {
 Rules:
 ${SELF_CONTAINED}
 - Each answer responds to its instruction in the writer's own voice and style, is faithful to what the extract says, and is complete on its own: 2 to 6 sentences, no bullet lists unless the instruction asks for steps.
-- Reply with JSON only, in exactly this shape, with {{n}} items:
-{"pairs": [{"instruction": "...", "answer": "..."}]}
+- Reply with JSON only: an object whose "pairs" list holds {{n}} objects, each with an "instruction" string and an "answer" string.
 
 ${EXTRACT_OPEN}
 {{extract}}
@@ -54,15 +53,14 @@ export const PREFERENCE_TEMPLATE: PromptTemplate = {
   revision: 1,
   listKey: 'triples',
   system:
-    'You create preference data that teaches a model to prefer a particular writer\'s own words over a generic answer. You reply with one JSON object and nothing else.',
+    "You create preference data that teaches a model to prefer a particular writer's own words over a generic answer. You reply with one JSON object and nothing else.",
   user: `Below is an extract from a text by {{author}}. Write {{n}} instruction/rejected/chosen triples based on it.
 
 Rules:
 ${SELF_CONTAINED}
 - "chosen" answers the instruction with a passage COPIED VERBATIM from the extract: character for character, with the same punctuation, at least two full sentences (100 characters or more), starting at the start of a sentence and ending with that sentence's final punctuation. Do not shorten, paraphrase, add words or use "..." to skip text; if the answer is spread out, choose the best single continuous passage.
 - "rejected" is a plausible answer to the same instruction written in a generic, impersonal assistant style, in your own words; it must not copy the extract.
-- Reply with JSON only, in exactly this shape, with {{n}} items:
-{"triples": [{"instruction": "...", "rejected": "...", "chosen": "..."}]}
+- Reply with JSON only: an object whose "triples" list holds {{n}} objects, each with an "instruction", a "rejected" and a "chosen" string.
 
 ${EXTRACT_OPEN}
 {{extract}}
@@ -110,7 +108,10 @@ export function renderPrompt(type: DatasetType, extract: Extract, options: Rende
   const render = (text: string) => fill(template.user, { ...values, extract: text });
   const overhead = tokenizer.count(template.system) + tokenizer.count(render(''));
   const budget = maxPromptTokens - overhead;
-  if (budget < 50) throw new RangeError(`maxPromptTokens ${maxPromptTokens} leaves no room for the extract (template needs ${overhead})`);
+  if (budget < 50)
+    throw new RangeError(
+      `maxPromptTokens ${maxPromptTokens} leaves no room for the extract (template needs ${overhead})`,
+    );
   const extractText = tokenizer.truncate(extract.text, budget);
   const user = render(extractText);
   return {

@@ -42,7 +42,8 @@ export function seededOrder<T>(items: readonly T[], seed: number, idOf: (item: T
 
 export function splitByCategory<T>(items: readonly T[], options: SplitOptions<T>): SplitResult<T> {
   const { testFraction, seed, categoryOf, idOf } = options;
-  if (!(testFraction >= 0 && testFraction < 1)) throw new RangeError(`testFraction must be in [0, 1), got ${testFraction}`);
+  if (!(testFraction >= 0 && testFraction < 1))
+    throw new RangeError(`testFraction must be in [0, 1), got ${testFraction}`);
   if (!Number.isInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
   const byCategory = new Map<string, T[]>();
   for (const item of items) {

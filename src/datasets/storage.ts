@@ -52,7 +52,11 @@ export interface WrittenDataset {
 
 const PROVENANCE_COLUMNS = ['id', 'split', 'category', 'extract_id', 'document_id'] as const;
 
-export async function writeDataset(store: ArtifactStore, built: BuiltDataset, options: WriteDatasetOptions): Promise<WrittenDataset> {
+export async function writeDataset(
+  store: ArtifactStore,
+  built: BuiltDataset,
+  options: WriteDatasetOptions,
+): Promise<WrittenDataset> {
   const { type } = built;
   const train = datasetRowsToJsonl(type, built.train);
   const test = datasetRowsToJsonl(type, built.test);
@@ -85,7 +89,12 @@ export async function writeDataset(store: ArtifactStore, built: BuiltDataset, op
     createdAt: (options.now ?? new Date()).toISOString(),
     columns: [...COLUMNS[type]],
     files,
-    counts: { train: built.train.length, test: built.test.length, total: built.train.length + built.test.length, perCategory: built.perCategory },
+    counts: {
+      train: built.train.length,
+      test: built.test.length,
+      total: built.train.length + built.test.length,
+      perCategory: built.perCategory,
+    },
     extracts: stats.extracts,
     samples: stats.samples,
     drops: stats.drops,
@@ -96,6 +105,7 @@ export async function writeDataset(store: ArtifactStore, built: BuiltDataset, op
       maxOutputTokens: options.generator.maxOutputTokens,
       maxPromptTokens: options.generator.maxPromptTokens,
       maxAttempts: options.generator.maxAttempts,
+      seed: options.generator.seed ?? null,
     },
     promptVersion: built.promptVersion,
     sources: [...new Set(options.sources)].sort(),
@@ -103,7 +113,10 @@ export async function writeDataset(store: ArtifactStore, built: BuiltDataset, op
     dedupe: built.dedupe,
     usage: {
       ...stats.usage,
-      estimatedCostUsd: estimateCostUsd(built.model, stats.usage.inputTokens, stats.usage.outputTokens, { ...LLM_PRICES, ...(options.prices ?? {}) }),
+      estimatedCostUsd: estimateCostUsd(built.model, stats.usage.inputTokens, stats.usage.outputTokens, {
+        ...LLM_PRICES,
+        ...(options.prices ?? {}),
+      }),
     },
   });
   await store.put(key(DATASET_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`, 'application/json');
@@ -139,7 +152,11 @@ export function datasetArtifact(written: WrittenDataset, producer: ArtifactProdu
 }
 
 /** Records the dataset in the registry (idempotent: same content → same artifact). */
-export async function registerDataset(registry: ArtifactRegistry, written: WrittenDataset, producer: ArtifactProducer): Promise<ArtifactRef> {
+export async function registerDataset(
+  registry: ArtifactRegistry,
+  written: WrittenDataset,
+  producer: ArtifactProducer,
+): Promise<ArtifactRef> {
   return registry.record(datasetArtifact(written, producer));
 }
 
@@ -148,11 +165,16 @@ export async function readManifest(store: ArtifactStore, type: DatasetType, vers
 }
 
 /** Rows of one split, checked against the manifest's checksum and the row schema. */
-export async function readDatasetSplit(store: ArtifactStore, manifest: DatasetManifest, split: 'train' | 'test'): Promise<DatasetRow[]> {
+export async function readDatasetSplit(
+  store: ArtifactStore,
+  manifest: DatasetManifest,
+  split: 'train' | 'test',
+): Promise<DatasetRow[]> {
   const entry = manifest.files[split];
   const bytes = await store.get(entry.key);
   const checksum = `sha256:${sha256(bytes)}`;
-  if (checksum !== entry.checksum) throw new Error(`${entry.key}: checksum ${checksum} does not match the manifest's ${entry.checksum}`);
+  if (checksum !== entry.checksum)
+    throw new Error(`${entry.key}: checksum ${checksum} does not match the manifest's ${entry.checksum}`);
   return parseDatasetRows(manifest.type, bytes.toString('utf8'));
 }
 

@@ -10,11 +10,19 @@ import { PROMPT_TEMPLATES } from './prompts';
 import type { DatasetType, GeneratedItem } from './types';
 
 /** An instruction: a real question or task, not a word or a paragraph. */
-const instructionText = z.string().trim().min(10, 'instruction shorter than 10 characters').max(1000, 'instruction longer than 1000 characters');
+const instructionText = z
+  .string()
+  .trim()
+  .min(10, 'instruction shorter than 10 characters')
+  .max(1000, 'instruction longer than 1000 characters');
 const answerText = z.string().trim().min(1, 'empty').max(8000, 'longer than 8000 characters');
 
 export const instructionPairSchema = z.object({ instruction: instructionText, answer: answerText });
-export const preferenceTripleSchema = z.object({ instruction: instructionText, rejected: answerText, chosen: answerText });
+export const preferenceTripleSchema = z.object({
+  instruction: instructionText,
+  rejected: answerText,
+  chosen: answerText,
+});
 
 export const ITEM_SCHEMAS = {
   instruction: instructionPairSchema,
@@ -73,7 +81,11 @@ export function parseItems(type: DatasetType, value: unknown): ParsedItems {
 /** A row of `train.jsonl`/`test.jsonl` of the instruction dataset: exactly these columns. */
 export const instructionRowSchema = z.strictObject({ instruction: z.string().min(1), output: z.string().min(1) });
 /** A row of the preference dataset: exactly these columns. */
-export const preferenceRowSchema = z.strictObject({ prompt: z.string().min(1), chosen: z.string().min(1), rejected: z.string().min(1) });
+export const preferenceRowSchema = z.strictObject({
+  prompt: z.string().min(1),
+  chosen: z.string().min(1),
+  rejected: z.string().min(1),
+});
 
 export const ROW_SCHEMAS = {
   instruction: instructionRowSchema,

@@ -104,6 +104,8 @@ export interface JsonCompletionRequest {
   temperature?: number;
   /** Output budget. Default 2048. */
   maxOutputTokens?: number;
+  /** Sampling seed, for servers that honour it (OpenAI: best effort; llama.cpp: reproducible). */
+  seed?: number;
   signal?: AbortSignal;
 }
 
@@ -127,7 +129,8 @@ export interface JsonCompletion {
   model: string;
 }
 
-export type LlmErrorKind = 'timeout' | 'connection' | 'rate-limited' | 'server' | 'bad-request' | 'auth' | 'aborted' | 'other';
+export type LlmErrorKind =
+  'timeout' | 'connection' | 'rate-limited' | 'server' | 'bad-request' | 'auth' | 'aborted' | 'other';
 
 /** A failed completion after the transport retries were used up. */
 export class LlmError extends Error {
@@ -160,6 +163,8 @@ export interface LlmStats {
   outputTokens: number;
   /** True when some token figures are estimates (a server without `usage`). */
   tokensEstimated: boolean;
+  /** Completions by finish reason (`stop`, `length`, ...). */
+  finishReasons: Record<string, number>;
   estimatedCostUsd: number | null;
   structuredOutput: StructuredOutputMode;
   /** Format downgrades that happened, e.g. `json_schema→json_object`. */
@@ -204,7 +209,10 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
 
 /** JSON schema of a zod schema as `response_format` wants it (no `$schema` key). */
 export function responseJsonSchema(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'output' }) as Record<string, unknown>;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: 'draft-7', io: 'output' }) as Record<
+    string,
+    unknown
+  >;
   return rest;
 }
 
@@ -224,23 +232,42 @@ function rejectsResponseFormat(error: unknown): boolean {
 }
 
 function rejectsMaxTokens(error: unknown): boolean {
-  return error instanceof APIError && error.status === 400 && /max_tokens/.test(error.message) && /max_completion_tokens/.test(error.message);
+  return (
+    error instanceof APIError &&
+    error.status === 400 &&
+    /max_tokens/.test(error.message) &&
+    /max_completion_tokens/.test(error.message)
+  );
 }
 
 function rejectsTemperature(error: unknown): boolean {
-  return error instanceof APIError && error.status === 400 && /temperature/i.test(error.message) && /unsupported|not support|only the default/i.test(error.message);
+  return (
+    error instanceof APIError &&
+    error.status === 400 &&
+    /temperature/i.test(error.message) &&
+    /unsupported|not support|only the default/i.test(error.message)
+  );
 }
 
 function toLlmError(error: unknown, attempts: number): LlmError {
   if (error instanceof LlmError) return error;
   if (error instanceof APIUserAbortError) return new LlmError('request aborted', 'aborted', false, undefined, attempts);
-  if (error instanceof APIConnectionTimeoutError) return new LlmError(`timed out after ${attempts} attempt(s)`, 'timeout', true, undefined, attempts);
-  if (error instanceof APIConnectionError) return new LlmError(`connection failed after ${attempts} attempt(s): ${error.message}`, 'connection', true, undefined, attempts);
+  if (error instanceof APIConnectionTimeoutError)
+    return new LlmError(`timed out after ${attempts} attempt(s)`, 'timeout', true, undefined, attempts);
+  if (error instanceof APIConnectionError)
+    return new LlmError(
+      `connection failed after ${attempts} attempt(s): ${error.message}`,
+      'connection',
+      true,
+      undefined,
+      attempts,
+    );
   if (error instanceof APIError && typeof error.status === 'number') {
     const status = error.status;
     const message = `HTTP ${status} after ${attempts} attempt(s): ${error.message}`;
     if (status === 429) return new LlmError(message, 'rate-limited', true, status, attempts);
-    if (status >= 500 || status === 408 || status === 409) return new LlmError(message, 'server', true, status, attempts);
+    if (status >= 500 || status === 408 || status === 409)
+      return new LlmError(message, 'server', true, status, attempts);
     if (status === 401 || status === 403) return new LlmError(message, 'auth', false, status, attempts);
     return new LlmError(message, 'bad-request', false, status, attempts);
   }
@@ -276,6 +303,7 @@ export class LlmClient {
     inputTokens: 0,
     outputTokens: 0,
     tokensEstimated: false,
+    finishReasons: {} as Record<string, number>,
     downgrades: [] as string[],
   };
 
@@ -283,8 +311,10 @@ export class LlmClient {
     this.model = options.model;
     this.tokenizer = options.tokenizer ?? defaultTokenizer();
     this.prices = { ...LLM_PRICES, ...(options.prices ?? {}) };
-    this.mode = !options.structuredOutput || options.structuredOutput === 'auto' ? 'json_schema' : options.structuredOutput;
-    if (options.requestsPerMinute) this.requestLimiter = new RateLimiter({ tokensPerInterval: options.requestsPerMinute, interval: 'minute' });
+    this.mode =
+      !options.structuredOutput || options.structuredOutput === 'auto' ? 'json_schema' : options.structuredOutput;
+    if (options.requestsPerMinute)
+      this.requestLimiter = new RateLimiter({ tokensPerInterval: options.requestsPerMinute, interval: 'minute' });
     if (options.tokensPerMinute) {
       this.tokensPerMinute = options.tokensPerMinute;
       this.tokenLimiter = new RateLimiter({ tokensPerInterval: options.tokensPerMinute, interval: 'minute' });
@@ -375,7 +405,10 @@ export class LlmClient {
           { role: 'user', content: request.user },
         ],
         ...(this.sendTemperature && request.temperature !== undefined ? { temperature: request.temperature } : {}),
-        ...(this.maxTokensParam === 'max_tokens' ? { max_tokens: maxOutputTokens } : { max_completion_tokens: maxOutputTokens }),
+        ...(request.seed !== undefined ? { seed: request.seed } : {}),
+        ...(this.maxTokensParam === 'max_tokens'
+          ? { max_tokens: maxOutputTokens }
+          : { max_completion_tokens: maxOutputTokens }),
         ...(mode === 'json_schema'
           ? {
               response_format: {
@@ -392,11 +425,17 @@ export class LlmClient {
         const choice = response.choices[0];
         const content = choice?.message?.content ?? '';
         const usage: TokenUsage = response.usage
-          ? { inputTokens: response.usage.prompt_tokens, outputTokens: response.usage.completion_tokens, estimated: false }
+          ? {
+              inputTokens: response.usage.prompt_tokens,
+              outputTokens: response.usage.completion_tokens,
+              estimated: false,
+            }
           : { inputTokens: inputEstimate, outputTokens: this.tokenizer.count(content), estimated: true };
         this.totals.inputTokens += usage.inputTokens;
         this.totals.outputTokens += usage.outputTokens;
         this.totals.tokensEstimated ||= usage.estimated;
+        const finish = choice?.finish_reason ?? 'unknown';
+        this.totals.finishReasons[finish] = (this.totals.finishReasons[finish] ?? 0) + 1;
         return {
           content,
           json: parseJsonLoose(content),
@@ -416,7 +455,10 @@ export class LlmClient {
           if (this.mode === mode) {
             this.mode = DOWNGRADE[mode];
             this.totals.downgrades.push(`${mode}→${this.mode}`);
-            logger().warn({ model: this.model, from: mode, to: this.mode, reason: (error as Error).message }, 'LLM server rejected the response format; downgrading');
+            logger().warn(
+              { model: this.model, from: mode, to: this.mode, reason: (error as Error).message },
+              'LLM server rejected the response format; downgrading',
+            );
           }
         } else {
           throw error;
@@ -440,6 +482,7 @@ export class LlmClient {
       inputTokens: t.inputTokens,
       outputTokens: t.outputTokens,
       tokensEstimated: t.tokensEstimated,
+      finishReasons: { ...t.finishReasons },
       estimatedCostUsd: estimateCostUsd(this.model, t.inputTokens, t.outputTokens, this.prices),
       structuredOutput: this.mode,
       downgrades: [...t.downgrades],

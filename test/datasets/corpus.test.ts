@@ -50,7 +50,10 @@ describe('datasets from the real corpus (scripted answers built from each extrac
   test('instruction dataset: every kept row traces back to its extract, counts add up', async () => {
     const { extracts } = extractsFromDocuments(documents);
     const llm = new LlmClient({ model: 'scripted', baseUrl: server.url, maxRetries: 0 });
-    const { summary, answers } = await generateAnswers({ type: 'instruction', extracts }, { llm, answers: new MemoryAnswerStore() });
+    const { summary, answers } = await generateAnswers(
+      { type: 'instruction', extracts },
+      { llm, answers: new MemoryAnswerStore() },
+    );
     assert.equal(summary.answered, extracts.length);
     const built = buildDataset('instruction', answers);
     const dropped = Object.values(built.stats.drops).reduce((a, b) => a + b, 0);
@@ -60,7 +63,8 @@ describe('datasets from the real corpus (scripted answers built from each extrac
     assert.equal(built.test.length, testSizeFor(built.stats.samples.kept, 0.1));
     const extractText = new Map(answers.map((a) => [a.extract_id, a.extract_text]));
     for (const p of built.provenance) assert.ok(extractText.has(p.extract_id));
-    for (const row of built.train) assert.ok(answers.some((a) => a.extract_text.includes((row as { output: string }).output)));
+    for (const row of built.train)
+      assert.ok(answers.some((a) => a.extract_text.includes((row as { output: string }).output)));
   });
 
   test('preference dataset within a small token budget: chosen is verbatim in the text actually sent', async () => {
@@ -72,7 +76,10 @@ describe('datasets from the real corpus (scripted answers built from each extrac
     );
     assert.ok(summary.truncatedExtracts > extracts.length / 4, `${summary.truncatedExtracts} truncated`);
     const built = buildDataset('preference', answers);
-    assert.ok(built.stats.samples.kept >= extracts.length, `${built.stats.samples.kept} kept from ${extracts.length} extracts`);
+    assert.ok(
+      built.stats.samples.kept >= extracts.length,
+      `${built.stats.samples.kept} kept from ${extracts.length} extracts`,
+    );
     const documentsById = new Map(documents.map((d) => [d.id, d.content]));
     const provenance = new Map(built.provenance.map((p) => [p.id, p]));
     const answerOf = new Map(answers.map((a) => [a.extract_id, a]));
@@ -84,7 +91,14 @@ describe('datasets from the real corpus (scripted answers built from each extrac
       assert.ok(answer);
       assert.ok(isVerbatim(row.chosen, answer.extract_text));
       assert.ok(isVerbatim(row.chosen, documentsById.get(p.document_id) ?? ''));
-      assert.equal(checkItem('preference', { instruction: row.prompt, chosen: row.chosen, rejected: row.rejected }, answer.extract_text), null);
+      assert.equal(
+        checkItem(
+          'preference',
+          { instruction: row.prompt, chosen: row.chosen, rejected: row.rejected },
+          answer.extract_text,
+        ),
+        null,
+      );
     }
     assert.equal(built.test.length, testSizeFor(rows.length, 0.05));
   });

@@ -15,7 +15,14 @@ import { goodPairs, goodTriples, markerOf, syntheticExtract } from './helpers';
 const FAST = { retryBaseDelayMs: 10 };
 
 function client(server: ScriptedLlmServer, extra: Partial<ConstructorParameters<typeof LlmClient>[0]> = {}): LlmClient {
-  return new LlmClient({ model: 'gpt-4o-mini', baseUrl: server.url, apiKey: 'test-key', maxRetries: 2, timeoutMs: 10_000, ...extra });
+  return new LlmClient({
+    model: 'gpt-4o-mini',
+    baseUrl: server.url,
+    apiKey: 'test-key',
+    maxRetries: 2,
+    timeoutMs: 10_000,
+    ...extra,
+  });
 }
 
 /** Counts requests per extract marker, so a script can answer the n-th request of an extract differently. */
@@ -56,7 +63,10 @@ describe('preference generation: ten extracts with scripted failures', () => {
         case 9: {
           // a short list of three, one of which has rejected == chosen
           const three = good.triples.slice(0, 3);
-          three[1] = { ...(three[1] as PreferenceTriple), rejected: ` ${(three[1] as PreferenceTriple).chosen.replace(/ /g, '  ')} ` };
+          three[1] = {
+            ...(three[1] as PreferenceTriple),
+            rejected: ` ${(three[1] as PreferenceTriple).chosen.replace(/ /g, '  ')} `,
+          };
           return reply.json({ triples: three });
         }
         default:
@@ -69,7 +79,10 @@ describe('preference generation: ten extracts with scripted failures', () => {
   test('counts, retries, drops and usage come out exactly right; a second run pays nothing', async () => {
     const llm = client(server);
     const answers = new MemoryAnswerStore();
-    const { summary, answers: results } = await generateAnswers({ type: 'preference', extracts, params: FAST }, { llm, answers, concurrency: 4 });
+    const { summary, answers: results } = await generateAnswers(
+      { type: 'preference', extracts, params: { ...FAST, seed: 100 } },
+      { llm, answers, concurrency: 4 },
+    );
 
     // 10 first completions + 2 retries of the twice-malformed + 2 more of the always-malformed (3 attempts) = 14;
     // on the wire two more: the 429 and the 500 were each retried once by the client.
@@ -94,9 +107,22 @@ describe('preference generation: ten extracts with scripted failures', () => {
       extracts.map((_, i) => perExtract(i).length),
       [1, 1, 1, 2, 2, 3, 1, 2, 2, 1],
     );
+    // The sampling seed goes with each completion; a retried completion gets the next seed.
+    assert.deepEqual(
+      perExtract(3).map((r) => r.body.seed),
+      [100, 101],
+    );
+    assert.deepEqual(
+      perExtract(7).map((r) => r.body.seed),
+      [100, 100],
+      'a transport retry is the same request',
+    );
     const [limited, retried] = perExtract(7);
     assert.ok(limited && retried);
-    assert.ok(retried.at - limited.at >= 1000, `retry came ${retried.at - limited.at} ms after the 429 with Retry-After: 1`);
+    assert.ok(
+      retried.at - limited.at >= 1000,
+      `retry came ${retried.at - limited.at} ms after the 429 with Retry-After: 1`,
+    );
 
     const failed = results.find((a) => a.status === 'failed');
     assert.equal(failed?.extract_id, extracts[5]?.id);
@@ -115,11 +141,21 @@ describe('preference generation: ten extracts with scripted failures', () => {
     // Every request asked for the JSON schema derived from the zod response schema.
     assert.deepEqual(server.requests[0]?.body.response_format, {
       type: 'json_schema',
-      json_schema: { name: 'preference_samples', schema: responseJsonSchema(responseSchema('preference', 5)), strict: true },
+      json_schema: {
+        name: 'preference_samples',
+        schema: responseJsonSchema(responseSchema('preference', 5)),
+        strict: true,
+      },
     });
 
     const built = buildDataset('preference', results);
-    assert.deepEqual(built.stats.extracts, { total: 10, answered: 9, failed: 1, failureReasons: { 'malformed-json': 1 }, truncated: 0 });
+    assert.deepEqual(built.stats.extracts, {
+      total: 10,
+      answered: 9,
+      failed: 1,
+      failureReasons: { 'malformed-json': 1 },
+      truncated: 0,
+    });
     assert.deepEqual(built.stats.samples, { requested: 50, produced: 43, missing: 2, kept: 41, dropped: 2 });
     const nonZero = Object.fromEntries(Object.entries(built.stats.drops).filter(([, n]) => n > 0));
     assert.deepEqual(nonZero, { 'chosen-not-verbatim': 1, 'rejected-equals-chosen': 1 });
@@ -130,7 +166,10 @@ describe('preference generation: ten extracts with scripted failures', () => {
 
     // Idempotent per extract: the same batch again is settled from the store without a single request.
     const before = server.requests.length;
-    const again = await generateAnswers({ type: 'preference', extracts, params: FAST }, { llm: client(server), answers });
+    const again = await generateAnswers(
+      { type: 'preference', extracts, params: { ...FAST, seed: 100 } },
+      { llm: client(server), answers },
+    );
     assert.equal(server.requests.length, before);
     assert.equal(again.summary.fromStore, 10);
     assert.equal(again.summary.completions, 0);
@@ -161,11 +200,20 @@ describe('instruction generation: per-item validation and answer-level failures'
         case 2: // never a list
           return reply.json({ answer: 'I think the answer is 42.' });
         case 3: // all items invalid first, then good
-          return n === 1 ? reply.json({ pairs: [{ instruction: 'short', answer: '' }, { foo: 1 }] }) : reply.json({ pairs });
+          return n === 1
+            ? reply.json({ pairs: [{ instruction: 'short', answer: '' }, { foo: 1 }] })
+            : reply.json({ pairs });
         case 4: // JSON wrapped in prose and code fences
-          return reply.text(`Here you go:\n\n\`\`\`json\n${JSON.stringify({ pairs }, null, 2)}\n\`\`\`\nHope this helps!`);
+          return reply.text(
+            `Here you go:\n\n\`\`\`json\n${JSON.stringify({ pairs }, null, 2)}\n\`\`\`\nHope this helps!`,
+          );
         case 5: // the same instruction as extract 0's first pair, another answer
-          return reply.json({ pairs: [{ instruction: goodPairs(syntheticExtract(100).text)[0]?.instruction ?? '', answer: 'Different.' }, ...pairs.slice(1)] });
+          return reply.json({
+            pairs: [
+              { instruction: goodPairs(syntheticExtract(100).text)[0]?.instruction ?? '', answer: 'Different.' },
+              ...pairs.slice(1),
+            ],
+          });
         case 6: // a server that sends no usage
           return reply.json({ pairs }, null);
         default:
@@ -177,7 +225,10 @@ describe('instruction generation: per-item validation and answer-level failures'
 
   test('bad items cost only themselves; bad answers are retried, then counted', async () => {
     const llm = client(server);
-    const { summary, answers } = await generateAnswers({ type: 'instruction', extracts, params: FAST }, { llm, answers: new MemoryAnswerStore() });
+    const { summary, answers } = await generateAnswers(
+      { type: 'instruction', extracts, params: FAST },
+      { llm, answers: new MemoryAnswerStore() },
+    );
     assert.equal(summary.answered, 6);
     assert.equal(summary.failed, 1);
     assert.deepEqual(summary.failures, { 'no-item-list': 1 });
@@ -186,7 +237,10 @@ describe('instruction generation: per-item validation and answer-level failures'
     assert.equal(summary.itemsInvalid, 1);
 
     const noUsage = answers.find((a) => a.extract_id === extracts[6]?.id);
-    assert.ok(noUsage && noUsage.input_tokens > 100 && noUsage.output_tokens > 50, 'tokens estimated with the tokenizer when usage is missing');
+    assert.ok(
+      noUsage && noUsage.input_tokens > 100 && noUsage.output_tokens > 50,
+      'tokens estimated with the tokenizer when usage is missing',
+    );
     assert.equal(llm.stats().tokensEstimated, true);
 
     const built = buildDataset('instruction', answers);
@@ -205,11 +259,16 @@ describe('transport failures, timeouts and response-format fallback', () => {
     const next = counter();
     const server = await startScriptedLlmServer((request) => {
       const text = extractOf(request);
-      return next(markerOf(text)) === 1 ? reply.hang(3000, reply.json({ pairs: goodPairs(text) })) : reply.json({ pairs: goodPairs(text) });
+      return next(markerOf(text)) === 1
+        ? reply.hang(3000, reply.json({ pairs: goodPairs(text) }))
+        : reply.json({ pairs: goodPairs(text) });
     });
     try {
       const llm = client(server, { timeoutMs: 400, maxRetries: 2 });
-      const { summary, answers } = await generateAnswers({ type: 'instruction', extracts: [syntheticExtract(200)], params: FAST }, { llm });
+      const { summary, answers } = await generateAnswers(
+        { type: 'instruction', extracts: [syntheticExtract(200)], params: FAST },
+        { llm },
+      );
       assert.equal(summary.answered, 1);
       assert.equal(summary.completions, 1);
       assert.equal(summary.httpAttempts, 2);
@@ -223,11 +282,16 @@ describe('transport failures, timeouts and response-format fallback', () => {
 
   test('a transport failure that outlasts the retries is not stored, so the next run asks again', async () => {
     let healthy = false;
-    const server = await startScriptedLlmServer((request) => (healthy ? reply.json({ pairs: goodPairs(extractOf(request)) }) : reply.error(503, 'overloaded')));
+    const server = await startScriptedLlmServer((request) =>
+      healthy ? reply.json({ pairs: goodPairs(extractOf(request)) }) : reply.error(503, 'overloaded'),
+    );
     try {
       const answers = new MemoryAnswerStore();
       const extracts = [syntheticExtract(300), syntheticExtract(301)];
-      const first = await generateAnswers({ type: 'instruction', extracts, params: FAST }, { llm: client(server, { maxRetries: 1 }), answers });
+      const first = await generateAnswers(
+        { type: 'instruction', extracts, params: FAST },
+        { llm: client(server, { maxRetries: 1 }), answers },
+      );
       assert.equal(first.summary.failed, 2);
       assert.equal(first.summary.retryableFailures, 2);
       assert.deepEqual(first.summary.failures, { 'llm-error': 2 });
@@ -236,7 +300,10 @@ describe('transport failures, timeouts and response-format fallback', () => {
       assert.equal(answers.answers.size, 0);
 
       healthy = true;
-      const second = await generateAnswers({ type: 'instruction', extracts, params: FAST }, { llm: client(server), answers });
+      const second = await generateAnswers(
+        { type: 'instruction', extracts, params: FAST },
+        { llm: client(server), answers },
+      );
       assert.equal(second.summary.answered, 2);
       assert.equal(second.summary.fromStore, 0);
       assert.equal(server.requests.length, 6);
@@ -249,7 +316,9 @@ describe('transport failures, timeouts and response-format fallback', () => {
   test('a request the server refuses (400) fails its extract only, finally', async () => {
     const server = await startScriptedLlmServer((request) => {
       const text = extractOf(request);
-      return markerOf(text) === 400 ? reply.error(400, 'This model does not like this prompt') : reply.json({ pairs: goodPairs(text) });
+      return markerOf(text) === 400
+        ? reply.error(400, 'This model does not like this prompt')
+        : reply.json({ pairs: goodPairs(text) });
     });
     try {
       const answers = new MemoryAnswerStore();
@@ -270,7 +339,11 @@ describe('transport failures, timeouts and response-format fallback', () => {
   test('a server without json_schema / json_object support gets plain prompts, and the JSON is still parsed', async () => {
     const server = await startScriptedLlmServer((request) => {
       const format = request.body.response_format?.type;
-      if (format === 'json_schema') return reply.error(400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.");
+      if (format === 'json_schema')
+        return reply.error(
+          400,
+          "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+        );
       if (format === 'json_object') return reply.error(400, "'response_format' json_object is not supported");
       return reply.text(`Sure.\n${JSON.stringify({ pairs: goodPairs(extractOf(request)) })}`);
     });

@@ -73,7 +73,12 @@ export function chosenPassages(text: string): string[] {
 }
 
 function question(passage: string, k: number): string {
-  const words = passage.replace(/[^\p{L}\p{N}\s]/gu, ' ').split(/\s+/).filter(Boolean).slice(0, 9).join(' ');
+  const words = passage
+    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
+    .split(/\s+/)
+    .filter(Boolean)
+    .slice(0, 9)
+    .join(' ');
   return `Question ${k + 1}: why ${words.toLowerCase()}?`;
 }
 

@@ -15,7 +15,16 @@ import { gptTokenizer } from '../../src/infra/tokenizer';
 import { syntheticExtract, syntheticSentence } from './helpers';
 
 function article(content: string, id = 'doc-1'): CleanedArticleDocument {
-  return { id, category: 'articles', platform: 'blog', author_id: 'a1', author_full_name: 'Ada Writer', content, title: null, link: 'https://example.com/a' };
+  return {
+    id,
+    category: 'articles',
+    platform: 'blog',
+    author_id: 'a1',
+    author_full_name: 'Ada Writer',
+    content,
+    title: null,
+    link: 'https://example.com/a',
+  };
 }
 
 describe('extracts', () => {
@@ -29,7 +38,8 @@ describe('extracts', () => {
     for (const [i, extract] of extracts.entries()) {
       assert.equal(content.slice(extract.start, extract.end), extract.text);
       assert.ok(extract.text.length <= 2000, `extract ${i} has ${extract.text.length} chars`);
-      if (i < extracts.length - 1) assert.ok(extract.text.length >= 1000, `extract ${i} has ${extract.text.length} chars`);
+      if (i < extracts.length - 1)
+        assert.ok(extract.text.length >= 1000, `extract ${i} has ${extract.text.length} chars`);
       assert.match(extract.text, /[.!?]$/);
       assert.equal(extract.id, extractId('doc-1', extract.text));
       assert.equal(extract.index, i);
@@ -41,7 +51,10 @@ describe('extracts', () => {
   });
 
   test('do not end after an abbreviation or an initial, and keep fenced code whole', () => {
-    const code = '```python\n' + Array.from({ length: 12 }, (_, i) => `value_${i} = compute(${i})  # step ${i}. done.`).join('\n') + '\n```';
+    const code =
+      '```python\n' +
+      Array.from({ length: 12 }, (_, i) => `value_${i} = compute(${i})  # step ${i}. done.`).join('\n') +
+      '\n```';
     const text = `${sentences.slice(0, 6).join(' ')} As Dr. Smith and J. Doe showed, e.g. in 2020, it works.\n\n${code}\n\n${sentences.slice(6, 14).join(' ')}`;
     const extracts = splitIntoExtracts(article(text));
     for (const extract of extracts) {
@@ -81,16 +94,27 @@ describe('prompts and tokenizer', () => {
     const extract = syntheticExtract(1);
     const full = renderPrompt('instruction', extract, { samplesPerExtract: 5 });
     assert.equal(full.truncated, false);
-    assert.ok(full.user.includes(extract.text) && full.user.includes('Write 5 instruction/answer pairs') && full.user.includes('Test Author'));
+    assert.ok(
+      full.user.includes(extract.text) &&
+        full.user.includes('Write 5 instruction/answer pairs') &&
+        full.user.includes('Test Author'),
+    );
     assert.ok(!/\{\{\w+\}\}/.test(full.user));
 
     const tokenizer = gptTokenizer();
-    const small = renderPrompt('instruction', extract, { samplesPerExtract: 5, maxPromptTokens: full.promptTokens - 40, tokenizer });
+    const small = renderPrompt('instruction', extract, {
+      samplesPerExtract: 5,
+      maxPromptTokens: full.promptTokens - 40,
+      tokenizer,
+    });
     assert.equal(small.truncated, true);
     assert.ok(extract.text.startsWith(small.extractText));
     assert.match(small.extractText, /\.$/);
     assert.ok(tokenizer.count(small.system) + tokenizer.count(small.user) <= full.promptTokens - 40);
-    assert.throws(() => renderPrompt('instruction', extract, { samplesPerExtract: 5, maxPromptTokens: 100 }), RangeError);
+    assert.throws(
+      () => renderPrompt('instruction', extract, { samplesPerExtract: 5, maxPromptTokens: 100 }),
+      RangeError,
+    );
   });
 
   test('o200k tokenizer counts and truncates without splitting words', () => {
@@ -149,13 +173,30 @@ describe('filters', () => {
     const chosen = syntheticSentence(1);
     const ok = { instruction: 'Why does the gradient budget matter here?', rejected: 'It depends.', chosen };
     assert.equal(checkPreferenceTriple(ok, extract), null);
-    assert.equal(checkPreferenceTriple({ ...ok, chosen: 'Not in there at all, not one bit of it, whatever the model may have believed at the time of writing.' }, extract), 'chosen-not-verbatim');
+    assert.equal(
+      checkPreferenceTriple(
+        {
+          ...ok,
+          chosen:
+            'Not in there at all, not one bit of it, whatever the model may have believed at the time of writing.',
+        },
+        extract,
+      ),
+      'chosen-not-verbatim',
+    );
     assert.equal(checkPreferenceTriple({ ...ok, chosen: chosen.slice(0, 60).trim() }, extract), 'chosen-too-short');
-    const lower = 'lowercase start of a long sentence that goes on and on, and then on some more, until it finally ends here.';
+    const lower =
+      'lowercase start of a long sentence that goes on and on, and then on some more, until it finally ends here.';
     assert.equal(checkPreferenceTriple({ ...ok, chosen: lower }, `${extract} ${lower}`), 'chosen-not-capitalized');
-    assert.equal(checkPreferenceTriple({ ...ok, chosen: chosen.slice(0, -1) }, extract), 'chosen-no-terminal-punctuation');
+    assert.equal(
+      checkPreferenceTriple({ ...ok, chosen: chosen.slice(0, -1) }, extract),
+      'chosen-no-terminal-punctuation',
+    );
     assert.equal(checkPreferenceTriple({ ...ok, rejected: chosen.toUpperCase() }, extract), 'rejected-equals-chosen');
-    assert.equal(checkPreferenceTriple({ ...ok, instruction: 'What does this passage claim?' }, extract), 'instruction-mentions-source');
+    assert.equal(
+      checkPreferenceTriple({ ...ok, instruction: 'What does this passage claim?' }, extract),
+      'instruction-mentions-source',
+    );
   });
 });
 
@@ -202,14 +243,25 @@ describe('dedupe', () => {
     for (const item of items) {
       if (!brute.some((k) => normalizeInstruction(k) === normalizeInstruction(item) || near(k, item))) brute.push(item);
     }
-    assert.ok(brute.length < items.length * 0.9 && brute.length > 50, `${brute.length} kept: the case exercises near-duplicates`);
+    assert.ok(
+      brute.length < items.length * 0.9 && brute.length > 50,
+      `${brute.length} kept: the case exercises near-duplicates`,
+    );
     assert.deepEqual(kept, brute);
   });
 });
 
 describe('split', () => {
-  const items = Array.from({ length: 200 }, (_, i) => ({ id: `row-${i}`, category: i % 4 === 0 ? 'posts' : 'articles' }));
-  const options = { testFraction: 0.1, seed: 7, categoryOf: (x: { category: string }) => x.category, idOf: (x: { id: string }) => x.id };
+  const items = Array.from({ length: 200 }, (_, i) => ({
+    id: `row-${i}`,
+    category: i % 4 === 0 ? 'posts' : 'articles',
+  }));
+  const options = {
+    testFraction: 0.1,
+    seed: 7,
+    categoryOf: (x: { category: string }) => x.category,
+    idOf: (x: { id: string }) => x.id,
+  };
 
   test('is per category, deterministic, and independent of input order', () => {
     const a = splitByCategory(items, options);
@@ -220,7 +272,11 @@ describe('split', () => {
     assert.deepEqual(b, a);
     const c = splitByCategory(items, { ...options, seed: 8 });
     assert.notDeepEqual(c.test.map((x) => x.id).sort(), a.test.map((x) => x.id).sort());
-    assert.notDeepEqual(a.train.slice(0, 10), items.filter((x) => !a.test.includes(x)).slice(0, 10), 'shuffled, not input order');
+    assert.notDeepEqual(
+      a.train.slice(0, 10),
+      items.filter((x) => !a.test.includes(x)).slice(0, 10),
+      'shuffled, not input order',
+    );
   });
 
   test('adding samples does not move existing samples between splits much', () => {
@@ -234,10 +290,16 @@ describe('split', () => {
   });
 
   test('test sizes follow ceil(n·f), never the whole category', () => {
-    assert.deepEqual([0, 1, 2, 10, 11, 41].map((n) => testSizeFor(n, 0.05)), [0, 0, 1, 1, 1, 3]);
+    assert.deepEqual(
+      [0, 1, 2, 10, 11, 41].map((n) => testSizeFor(n, 0.05)),
+      [0, 0, 1, 1, 1, 3],
+    );
     assert.equal(testSizeFor(10, 0.1), 1);
     assert.equal(testSizeFor(100, 0), 0);
-    assert.deepEqual(seededOrder(['a', 'b', 'c'], 1, (x) => x), seededOrder(['c', 'a', 'b'], 1, (x) => x));
+    assert.deepEqual(
+      seededOrder(['a', 'b', 'c'], 1, (x) => x),
+      seededOrder(['c', 'a', 'b'], 1, (x) => x),
+    );
     assert.throws(() => splitByCategory(items, { ...options, testFraction: 1 }), RangeError);
   });
 });
@@ -256,7 +318,10 @@ describe('JSONL', () => {
       { instruction: 'Q1?', output: rows[0]?.output },
       { instruction: 'Q2?', output: 'A2' },
     ]);
-    assert.throws(() => parseDatasetRows('instruction', `${text}{"instruction":"x","output":"y","extra":1}\n`), /line 3/);
+    assert.throws(
+      () => parseDatasetRows('instruction', `${text}{"instruction":"x","output":"y","extra":1}\n`),
+      /line 3/,
+    );
     assert.throws(() => parseDatasetRows('preference', text), /line 1/);
     assert.throws(() => parseJsonl('{"a":1}\nnot json\n'), /line 2: not JSON/);
     assert.deepEqual(parseJsonl(toJsonl([{ a: 1 }, { b: [2] }])), [{ a: 1 }, { b: [2] }]);
@@ -287,9 +352,15 @@ describe('JSONL', () => {
     assert.deepEqual(buildDataset('instruction', [...answers].reverse()), built);
     assert.equal(built.test.length, 2);
     assert.equal(built.provenance.length, 12);
-    assert.deepEqual(built.provenance.slice(0, built.train.length).map((p) => p.id), built.train.map(rowId));
+    assert.deepEqual(
+      built.provenance.slice(0, built.train.length).map((p) => p.id),
+      built.train.map(rowId),
+    );
     assert.deepEqual(Object.keys(built.train[0] ?? {}), ['instruction', 'output']);
-    assert.throws(() => buildDataset('instruction', [answer(1), { ...answer(2), prompt_version: 'q' }]), /different prompt versions/);
+    assert.throws(
+      () => buildDataset('instruction', [answer(1), { ...answer(2), prompt_version: 'q' }]),
+      /different prompt versions/,
+    );
   });
 });
 

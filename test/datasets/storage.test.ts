@@ -9,12 +9,26 @@ import { after, before, describe, test } from 'node:test';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { MongoClient, type Db } from 'mongodb';
 import { buildDataset } from '../../src/datasets/build';
-import { diffDatasets, findDataset, formatDatasetDiff, formatDatasetList, formatDatasetShow, listDatasets, showDataset } from '../../src/datasets/catalog';
+import {
+  diffDatasets,
+  findDataset,
+  formatDatasetDiff,
+  formatDatasetList,
+  formatDatasetShow,
+  listDatasets,
+  showDataset,
+} from '../../src/datasets/catalog';
 import { generateAnswers, MemoryAnswerStore, resolveGeneratorParams } from '../../src/datasets/generation';
 import { parseDatasetRows } from '../../src/datasets/jsonl';
 import { datasetVersion, parseManifest } from '../../src/datasets/manifest';
 import { generateDataset } from '../../src/datasets/pipeline';
-import { readDatasetSplit, readManifest, readProvenance, registerDataset, writeDataset } from '../../src/datasets/storage';
+import {
+  readDatasetSplit,
+  readManifest,
+  readProvenance,
+  registerDataset,
+  writeDataset,
+} from '../../src/datasets/storage';
 import type { ExtractAnswer } from '../../src/datasets/types';
 import { sha256 } from '../../src/domain/artifacts';
 import { ArtifactRegistry } from '../../src/infra/artifact-registry';
@@ -50,7 +64,8 @@ describe('dataset versions in the artifact store, registry and catalog', () => {
         : reply.json({ pairs: goodPairs(text) });
     });
     const llm = new LlmClient({ model: 'gpt-4o-mini', baseUrl: server.url, maxRetries: 0 });
-    answers = (await generateAnswers({ type: 'instruction', extracts }, { llm, answers: new MemoryAnswerStore() })).answers;
+    answers = (await generateAnswers({ type: 'instruction', extracts }, { llm, answers: new MemoryAnswerStore() }))
+      .answers;
     mongo = await MongoClient.connect(testEnv.mongoUri);
     db = mongo.db(uniqueName('datasets'));
     await ensureIndexes(db);
@@ -65,7 +80,11 @@ describe('dataset versions in the artifact store, registry and catalog', () => {
 
   async function roundTrip(store: ArtifactStore) {
     const built = buildDataset('instruction', answers, { seed: 42 });
-    const written = await writeDataset(store, built, { sources: SOURCES, generator, now: new Date('2026-01-02T03:04:05Z') });
+    const written = await writeDataset(store, built, {
+      sources: SOURCES,
+      generator,
+      now: new Date('2026-01-02T03:04:05Z'),
+    });
     assert.equal(written.created, true);
     assert.match(written.version, /^[0-9a-f]{16}$/);
     const m = written.manifest;
@@ -124,14 +143,23 @@ describe('dataset versions in the artifact store, registry and catalog', () => {
     // A changed file no longer matches its manifest.
     const file = path.join(root, 'datasets', 'instruction', local.version, 'train.jsonl');
     await writeFile(file, (await readFile(file, 'utf8')).replace('Question', 'Questiom'));
-    await assert.rejects(readDatasetSplit(new LocalArtifactStore(root), local.manifest, 'train'), /does not match the manifest/);
+    await assert.rejects(
+      readDatasetSplit(new LocalArtifactStore(root), local.manifest, 'train'),
+      /does not match the manifest/,
+    );
   });
 
   test('registered with lineage, listed, shown and diffed', async () => {
     const store = new LocalArtifactStore(path.join(testEnv.tmpDir, uniqueName('catalog')));
     const registry = new ArtifactRegistry(db);
-    const a = await writeDataset(store, buildDataset('instruction', answers, { seed: 1 }), { sources: SOURCES, generator });
-    const b = await writeDataset(store, buildDataset('instruction', answers.slice(0, 20), { seed: 2 }), { sources: SOURCES.slice(0, 1), generator });
+    const a = await writeDataset(store, buildDataset('instruction', answers, { seed: 1 }), {
+      sources: SOURCES,
+      generator,
+    });
+    const b = await writeDataset(store, buildDataset('instruction', answers.slice(0, 20), { seed: 2 }), {
+      sources: SOURCES.slice(0, 1),
+      generator,
+    });
     const refA = await registerDataset(registry, a, PRODUCER);
     await new Promise((resolve) => setTimeout(resolve, 5));
     const refB = await registerDataset(registry, b, { ...PRODUCER, runId: 'run-2' });
@@ -147,10 +175,13 @@ describe('dataset versions in the artifact store, registry and catalog', () => {
       listed.map((l) => l.version),
       [b.version, a.version],
     );
-    assert.deepEqual(listed.map((l) => [l.train, l.test]), [
-      [b.manifest.counts.train, b.manifest.counts.test],
-      [108, 12],
-    ]);
+    assert.deepEqual(
+      listed.map((l) => [l.train, l.test]),
+      [
+        [b.manifest.counts.train, b.manifest.counts.test],
+        [108, 12],
+      ],
+    );
     assert.match(formatDatasetList(listed), new RegExp(a.version));
     assert.deepEqual(await listDatasets(registry, { type: 'preference' }), []);
 

@@ -13,6 +13,7 @@ export interface ChatRequestBody {
   temperature?: number;
   max_tokens?: number;
   max_completion_tokens?: number;
+  seed?: number;
   response_format?: { type: string; json_schema?: { name: string; schema: Record<string, unknown>; strict?: boolean } };
 }
 
@@ -28,7 +29,12 @@ export interface RecordedRequest {
 }
 
 export type ScriptedReply =
-  | { kind: 'completion'; content: string; usage?: { prompt_tokens: number; completion_tokens: number } | null; finishReason?: string }
+  | {
+      kind: 'completion';
+      content: string;
+      usage?: { prompt_tokens: number; completion_tokens: number } | null;
+      finishReason?: string;
+    }
   | { kind: 'error'; status: number; message: string; headers?: Record<string, string> }
   /** Waits `ms` before answering with `then` (the client will usually have given up by then). */
   | { kind: 'hang'; ms: number; then?: ScriptedReply };
@@ -39,17 +45,28 @@ export const DEFAULT_USAGE = { prompt_tokens: 100, completion_tokens: 50 };
 
 export const reply = {
   /** A completion whose content is `value` as JSON (or the string as is). */
-  json(value: unknown, usage: { prompt_tokens: number; completion_tokens: number } | null = DEFAULT_USAGE): ScriptedReply {
+  json(
+    value: unknown,
+    usage: { prompt_tokens: number; completion_tokens: number } | null = DEFAULT_USAGE,
+  ): ScriptedReply {
     return { kind: 'completion', content: typeof value === 'string' ? value : JSON.stringify(value), usage };
   },
-  text(content: string, usage: { prompt_tokens: number; completion_tokens: number } | null = DEFAULT_USAGE): ScriptedReply {
+  text(
+    content: string,
+    usage: { prompt_tokens: number; completion_tokens: number } | null = DEFAULT_USAGE,
+  ): ScriptedReply {
     return { kind: 'completion', content, usage };
   },
   error(status: number, message = `scripted ${status}`, headers: Record<string, string> = {}): ScriptedReply {
     return { kind: 'error', status, message, headers };
   },
   rateLimited(retryAfterSeconds: number): ScriptedReply {
-    return { kind: 'error', status: 429, message: 'Rate limit reached (scripted)', headers: { 'retry-after': String(retryAfterSeconds) } };
+    return {
+      kind: 'error',
+      status: 429,
+      message: 'Rate limit reached (scripted)',
+      headers: { 'retry-after': String(retryAfterSeconds) },
+    };
   },
   hang(ms: number, then?: ScriptedReply): ScriptedReply {
     return { kind: 'hang', ms, then };
@@ -109,17 +126,28 @@ export class ScriptedLlmServer {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'not found' } }));
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { message: 'not found' } }));
       return;
     }
     let body: ChatRequestBody;
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ChatRequestBody;
     } catch {
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'bad JSON body' } }));
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { message: 'bad JSON body' } }));
       return;
     }
-    const request: RecordedRequest = { index: this.requests.length, at, method: req.method, path: req.url, headers: req.headers, body };
+    const request: RecordedRequest = {
+      index: this.requests.length,
+      at,
+      method: req.method,
+      path: req.url,
+      headers: req.headers,
+      body,
+    };
     this.requests.push(request);
     let scripted: ScriptedReply;
     try {
@@ -155,13 +183,20 @@ export class ScriptedLlmServer {
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model: request.body.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: scripted.content }, finish_reason: scripted.finishReason ?? 'stop' }],
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: scripted.content },
+          finish_reason: scripted.finishReason ?? 'stop',
+        },
+      ],
       ...(scripted.usage === null
         ? {}
         : {
             usage: {
               ...(scripted.usage ?? DEFAULT_USAGE),
-              total_tokens: (scripted.usage ?? DEFAULT_USAGE).prompt_tokens + (scripted.usage ?? DEFAULT_USAGE).completion_tokens,
+              total_tokens:
+                (scripted.usage ?? DEFAULT_USAGE).prompt_tokens + (scripted.usage ?? DEFAULT_USAGE).completion_tokens,
             },
           }),
     };

@@ -280,6 +280,21 @@ describe('transport failures, timeouts and response-format fallback', () => {
     }
   });
 
+  test('rate limits admit requests; a request larger than the token budget is clamped, not refused', async () => {
+    const server = await startScriptedLlmServer((request) => reply.json({ pairs: goodPairs(extractOf(request)) }));
+    try {
+      const llm = client(server, { requestsPerMinute: 100, tokensPerMinute: 500 });
+      const { summary } = await generateAnswers(
+        { type: 'instruction', extracts: [syntheticExtract(600)], params: { ...FAST, maxOutputTokens: 4000 } },
+        { llm },
+      );
+      assert.equal(summary.answered, 1);
+      assert.equal(server.requests[0]?.body.max_tokens, 4000);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a transport failure that outlasts the retries is not stored, so the next run asks again', async () => {
     let healthy = false;
     const server = await startScriptedLlmServer((request) =>

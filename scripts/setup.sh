@@ -16,6 +16,6 @@ if [ ! -f node_modules/.twin-lock-hash ] || [ "$(cat node_modules/.twin-lock-has
   echo "$lock_hash" > node_modules/.twin-lock-hash
 fi
 
-for script in install-services.sh install-embedding-model.sh install-chromium.sh install-hadolint.sh install-training.sh; do
+for script in install-services.sh install-embedding-model.sh install-local-llm.sh install-chromium.sh install-hadolint.sh install-training.sh; do
   if [ -f "scripts/$script" ]; then bash "scripts/$script"; fi
 done

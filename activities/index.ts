@@ -1,5 +1,6 @@
 import type { QueueName } from '../src/config';
 import type { Dependencies } from '../src/infra/dependencies';
+import { createDatasetActivities } from './datasets';
 import { createEtlActivities } from './etl';
 import { createFeatureActivities } from './features';
 import { createPingActivities } from './ping';
@@ -15,7 +16,7 @@ export function activitiesForQueue(queue: Exclude<QueueName, 'pipelines'>, deps:
     case 'features':
       return { ...common, ...createFeatureActivities(deps) };
     case 'llm':
-      return { ...common };
+      return { ...common, ...createDatasetActivities(deps) };
     case 'ml':
       return { ...common, ...createTrainingActivities(deps) };
   }

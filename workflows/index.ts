@@ -3,3 +3,4 @@ export { smoke } from './smoke';
 export { trainModel } from './train-model';
 export { digitalDataEtl } from './digital-data-etl';
 export { featureEngineering } from './feature-engineering';
+export { generateDatasets } from './generate-datasets';

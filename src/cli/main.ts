@@ -8,6 +8,7 @@ import { openWarehouse } from '../infra/mongo';
 import { connectClient } from '../infra/temporal';
 import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
+import { registerDatasetCommands } from './datasets-commands';
 import { registerFeatureCommands } from './features-commands';
 import { registerEtlCommands } from './etl-commands';
 import { registerModelsCommands } from './models-commands';
@@ -139,6 +140,7 @@ program
 
 registerModelsCommands(program, platformSettings);
 registerFeatureCommands(program, { platformSettings, webUiLink, print });
+registerDatasetCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });
 

@@ -1,7 +1,9 @@
 /**
- * trainModel on the real Temporal dev server with real worker processes and the local backend: datasets written and
- * registered by the dataset library (src/datasets), a tiny random Llama trained with SFT, then DPO on top of the SFT
- * model version; the registry entries, the lineage back to the raw documents, the search attributes, the metric
+ * trainModel on the real Temporal dev server with real worker processes and the local backend: the instruction and
+ * preference datasets are produced by the real generateDatasets workflow (2 short real articles as cleaned documents
+ * in Qdrant, the scripted OpenAI-compatible server answering with verbatim passages), a tiny random Llama trained
+ * with SFT on the first, then DPO on the second on top of the SFT model version; the registry entries, the lineage
+ * model → dataset (made by the generateDatasets run) → cleaned → raw documents, the search attributes, the metric
  * lines as SageMaker's regexes read them, and cancellation stopping the training process.
  */
 import assert from 'node:assert/strict';
@@ -11,20 +13,29 @@ import { after, before, describe, test } from 'node:test';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { MongoClient } from 'mongodb';
-import { DEFAULT_GENERATOR_PARAMS, buildDataset, registerDataset, writeDataset, type ExtractAnswer } from '../../src/datasets';
 import { checksumOf, type ArtifactRef } from '../../src/domain/artifacts';
+import type { CleanedDocument } from '../../src/domain/documents';
+import { cleanArticle } from '../../src/features/cleaning';
+import { EMBEDDING_MODEL_ID } from '../../src/features/model-files';
 import { ArtifactRegistry } from '../../src/infra/artifact-registry';
-import { LocalArtifactStore } from '../../src/infra/artifact-store';
+import { VectorStore } from '../../src/infra/qdrant';
 import { chatTemplateChecksum } from '../../src/training/chat-template';
 import { processGroupRunning } from '../../src/training/local';
 import { metricDefinitions, parseJobLine } from '../../src/training/metrics';
+import type { GenerateDatasetsInput, GenerateDatasetsResult } from '../../workflows/generate-datasets';
 import type { ModelVersionRef, TrainModelInput } from '../../workflows/train-model';
+import { goodPairs, goodTriples } from '../datasets/helpers';
+import { loadCorpusArticles } from '../features/helpers';
 import { isolatedEnv, runTwin } from '../support/cli';
 import { testEnv, uniqueName } from '../support/env';
+import { extractOf, reply, ScriptedLlmServer } from '../support/scripted-llm-server';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 import { fixtureVersion, FIXTURES, JOB_DIR, run, trainingPython } from './helpers';
 
 const database = uniqueName('training_e2e');
+const prefix = `${uniqueName('tw')}_`;
+const AUTHOR = 'Maxime Labonne';
+const LLM_MODEL = 'scripted-twin-model';
 const root = () => path.join(testEnv.tmpDir, database);
 const FAST = {
   num_train_epochs: 1,
@@ -36,54 +47,18 @@ const FAST = {
   learning_rate: 0.001,
 };
 
-function readJsonl<T>(file: string): T[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as T);
-}
-
-/** LLM answers as the dataset generator stores them, made from the fixture rows (5 items per extract). */
-function answersFrom(type: 'instruction' | 'preference'): ExtractAnswer[] {
-  const folder = fixtureVersion(type);
-  const rows = [...readJsonl<Record<string, string>>(path.join(folder, 'train.jsonl')), ...readJsonl<Record<string, string>>(path.join(folder, 'test.jsonl'))];
-  const answers: ExtractAnswer[] = [];
-  for (let i = 0; i < rows.length; i += 5) {
-    const chunk = rows.slice(i, i + 5);
-    const items =
-      type === 'instruction'
-        ? chunk.map((r) => ({ instruction: r.instruction!, answer: r.output! }))
-        : chunk.map((r) => ({ instruction: r.prompt!, chosen: r.chosen!, rejected: r.rejected! }));
-    answers.push({
-      extract_id: `${type}-extract-${i / 5}`,
-      document_id: `doc-${i / 5}`,
-      category: 'articles',
-      extract_text: chunk.map((r) => r.output ?? r.chosen).join(' '),
-      truncated: false,
-      type,
-      prompt_version: 'fixture-v1',
-      model: 'fixture-llm',
-      status: 'answered',
-      items,
-      invalid_items: 0,
-      invalid_reasons: {},
-      requested: 5,
-      attempts: 1,
-      http_attempts: 1,
-      input_tokens: 100,
-      output_tokens: 100,
-    });
-  }
-  return answers;
-}
-
 describe('trainModel on the real dev server (local backend, tiny Llama)', () => {
   let client: Client;
   let mongo: MongoClient;
   let workers: WorkerProcess | undefined;
   let registry: ArtifactRegistry;
+  let vectors: VectorStore | undefined;
+  let llm: ScriptedLlmServer | undefined;
   let raw: ArtifactRef;
+  let cleaned: ArtifactRef;
   let instruction: ArtifactRef;
+  let instructionWorkflowId: string;
+  let preferenceWorkflowId: string;
   let preference: ArtifactRef;
   let tinyBase: string;
   let sft: ModelVersionRef;
@@ -93,27 +68,71 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     mongo = await MongoClient.connect(testEnv.mongoUri);
     registry = new ArtifactRegistry(mongo.db(database));
 
-    // The feature pipeline's outputs, then datasets written and registered by the dataset library.
+    // The feature pipeline's outputs: 2 short real articles of one author cleaned into this file's own Qdrant
+    // collections, recorded as cleaned documents made from raw documents (what featureEngineering records).
+    const docs: CleanedDocument[] = loadCorpusArticles()
+      .filter((a) => a.author_full_name === AUTHOR)
+      .sort((a, b) => a.content.Content.length - b.content.Content.length)
+      .slice(0, 2)
+      .map(cleanArticle);
+    assert.equal(docs.length, 2, 'the corpus has 2 articles of the author');
+    vectors = new VectorStore({ url: testEnv.qdrantUrl, collectionPrefix: prefix, embedding: { modelId: EMBEDDING_MODEL_ID, dimension: 384 } });
+    await vectors.upsertCleaned('articles', docs);
     const producer = { workflowId: 'fixture', runId: 'fixture', activity: 'fixture', attempt: 1 };
-    raw = await registry.record({ kind: 'raw-documents', uri: 'mongodb:///twin/documents', count: 9, checksum: checksumOf('raw'), producer, inputs: [], metadata: {} });
-    const cleaned = await registry.record({
+    raw = await registry.record({ kind: 'raw-documents', uri: 'mongodb:///twin/documents', count: docs.length, checksum: checksumOf('raw'), producer, inputs: [], metadata: {} });
+    cleaned = await registry.record({
       kind: 'cleaned-documents',
-      uri: 'qdrant:///cleaned_articles',
-      count: 9,
+      uri: `qdrant://test/${prefix}cleaned_articles`,
+      count: docs.length,
       checksum: checksumOf('cleaned'),
       producer,
       inputs: [raw.id],
-      metadata: {},
+      metadata: { authors: AUTHOR },
     });
-    const store = new LocalArtifactStore(path.join(root(), 'artifacts'));
-    const register = async (type: 'instruction' | 'preference') => {
-      const built = buildDataset(type, answersFrom(type));
-      const written = await writeDataset(store, built, { sources: [cleaned.id], generator: DEFAULT_GENERATOR_PARAMS });
-      return registerDataset(registry, written, { ...producer, workflowId: `generateDatasets-${type}` });
+
+    // The scripted LLM: instruction pairs and preference triples whose `chosen` is a verbatim passage of the extract.
+    llm = await new ScriptedLlmServer((request) =>
+      request.body.response_format?.json_schema?.name === 'preference_samples'
+        ? reply.json({ triples: goodTriples(extractOf(request)) })
+        : reply.json({ pairs: goodPairs(extractOf(request)) }),
+    ).start();
+
+    workers = await startWorkerProcess(['pipelines', 'llm', 'ml'], {
+      MONGODB_DATABASE: database,
+      QDRANT_COLLECTION_PREFIX: prefix,
+      OPENAI_BASE_URL: llm.url,
+      OPENAI_API_KEY: 'dummy',
+      LLM_MODEL,
+      TWIN_WORKFLOW_BUNDLE: testEnv.workflowBundle ?? '',
+      ARTIFACT_STORE: 'local',
+      ARTIFACT_DIR: path.join(root(), 'artifacts'),
+      TRAINING_DIR: path.join(root(), 'training'),
+      TRAINING_BACKEND: 'local',
+      TRAINING_PYTHON: trainingPython(),
+    });
+
+    // Both datasets made by the real generateDatasets workflow.
+    const generate = async (type: 'instruction' | 'preference') => {
+      const workflowId = uniqueName(`datasets-${type}`);
+      const input: GenerateDatasetsInput = { type, authors: [AUTHOR], batchSize: 4, sourceArtifactIds: [cleaned.id] };
+      const result = (await client.workflow
+        .execute('generateDatasets', { taskQueue: 'twin-pipelines', workflowId, args: [input] })
+        .catch((error: unknown) => {
+          throw new Error(`${String(error)}\n${workers?.lines.slice(-40).join('\n')}`);
+        })) as GenerateDatasetsResult;
+      assert.equal(result.status, 'completed', JSON.stringify(result));
+      const ref = await registry.get(result.dataset.artifactId);
+      assert.ok(ref, `dataset artifact ${result.dataset.artifactId} registered`);
+      process.stdout.write(`# ${type}: ${result.extraction.extracts} extracts, ${result.dataset.counts.train} train + ${result.dataset.counts.test} test\n`);
+      return { workflowId, ref };
     };
-    instruction = await register('instruction');
-    preference = await register('preference');
-    assert.ok(instruction.count >= 20 && preference.count >= 8, `datasets kept the fixture rows: ${instruction.count}, ${preference.count}`);
+    const madeInstruction = await generate('instruction');
+    const madePreference = await generate('preference');
+    instruction = madeInstruction.ref;
+    preference = madePreference.ref;
+    instructionWorkflowId = madeInstruction.workflowId;
+    preferenceWorkflowId = madePreference.workflowId;
+    assert.ok(instruction.count >= 20 && preference.count >= 8, `datasets have rows to train on: ${instruction.count}, ${preference.count}`);
 
     tinyBase = path.join(root(), 'tiny-base');
     const built = await run(trainingPython(), [
@@ -125,19 +144,12 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
       path.join(FIXTURES, 'general', 'alpaca-sample.jsonl'),
     ]);
     assert.equal(built.code, 0, built.stderr);
-
-    workers = await startWorkerProcess(['pipelines', 'ml'], {
-      MONGODB_DATABASE: database,
-      TWIN_WORKFLOW_BUNDLE: testEnv.workflowBundle ?? '',
-      ARTIFACT_DIR: path.join(root(), 'artifacts'),
-      TRAINING_DIR: path.join(root(), 'training'),
-      TRAINING_BACKEND: 'local',
-      TRAINING_PYTHON: trainingPython(),
-    });
   });
 
   after(async () => {
     await workers?.kill('SIGTERM');
+    await vectors?.dropCollections().catch(() => undefined);
+    await llm?.close();
     await mongo.db(database).dropDatabase();
     await mongo.close();
     await client.connection.close();
@@ -248,7 +260,22 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
       '2:instruction-dataset',
     ]);
     // (the SFT model's dataset leads to the same cleaned/raw documents, listed once)
-    assert.ok(lineage.some((l) => l.artifact.id === raw.id));
+    assert.deepEqual(
+      lineage.filter((l) => l.artifact.kind !== 'model').map((l) => l.artifact.id),
+      [preference.id, cleaned.id, raw.id, instruction.id],
+    );
+    // Each dataset was made by its generateDatasets run, from the cleaned documents.
+    for (const [dataset, workflowId] of [
+      [preference, preferenceWorkflowId],
+      [instruction, instructionWorkflowId],
+    ] as const) {
+      const entry = lineage.find((l) => l.artifact.id === dataset.id);
+      assert.equal(entry?.artifact.producer.workflowId, workflowId);
+      assert.equal(entry?.artifact.producer.activity, 'buildDatasetVersion');
+      assert.deepEqual(entry?.artifact.inputs, [cleaned.id]);
+    }
+    const description = await client.workflow.getHandle(preferenceWorkflowId).describe();
+    assert.deepEqual(description.searchAttributes.TwinPipeline, ['generateDatasets']);
 
     const env = isolatedEnv({ MONGODB_URI: testEnv.mongoUri, MONGODB_DATABASE: database });
     const list = await runTwin(['models', 'list'], env);
@@ -260,7 +287,7 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     assert.match(show.stdout, new RegExp(`base model\\s+${sft.artifactUri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(model version ${sft.modelVersion}\\)`));
     assert.match(show.stdout, /beta\s+0\.5/);
     assert.match(show.stdout, /← preference-dataset:\S+ \(preference-dataset/);
-    assert.match(show.stdout, /← raw-documents:\S+ \(raw-documents, 9\)/);
+    assert.match(show.stdout, /← raw-documents:\S+ \(raw-documents, 2\)/);
     const missing = await runTwin(['models', 'show', 'no-such-version'], env);
     assert.equal(missing.code, 1);
   });

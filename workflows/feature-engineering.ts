@@ -23,6 +23,7 @@ import type { RetryPolicy } from '@temporalio/common';
 import type { DocumentCategory } from '../src/domain/documents';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { QUEUES } from './queues';
+import { forEachLimited } from './concurrency';
 
 /**
  * featureEngineering — from an author's raw documents in the warehouse to the feature store in Qdrant:
@@ -233,18 +234,6 @@ async function runBatch(batch: DocumentBatch, force: boolean, totals: FeatureTot
       });
     }
   }
-}
-
-/** Runs `work` over `items`, at most `limit` at a time (deterministic: plain promises on the workflow's event loop). */
-async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await work(item);
-    }
-  });
-  await Promise.all(lanes);
 }
 
 export async function featureEngineering(input: FeatureEngineeringInput): Promise<FeatureEngineeringResult> {

@@ -20,6 +20,7 @@ import type { ExtractionStats } from '../src/datasets/extracts';
 import type { DocumentCategory } from '../src/domain/documents';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { QUEUES } from './queues';
+import { forEachLimited } from './concurrency';
 
 /**
  * generateDatasets — cleaned documents (Qdrant `cleaned_*`) → extracts → LLM answers per batch → one dataset version.
@@ -121,17 +122,6 @@ function failureOf(error: unknown): { fatal: boolean; reason: string } {
   const message = cause instanceof Error ? cause.message : String(cause);
   const reason = `${type ?? (cause instanceof Error ? cause.name : 'error')}: ${message.length > 300 ? `${message.slice(0, 299)}…` : message}`;
   return { fatal: type !== undefined && type !== null && FATAL_TYPES.includes(type), reason };
-}
-
-async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await work(item);
-    }
-  });
-  await Promise.all(lanes);
 }
 
 function add(totals: GenerationTotals, r: BatchGenerationResult): void {

@@ -16,18 +16,9 @@ import { DOCUMENT_CATEGORIES, type DocumentCategory } from '../domain/documents'
 import { ArtifactRegistry } from '../infra/artifact-registry';
 import { createArtifactStore, type ArtifactStore } from '../infra/artifact-store';
 import { openWarehouse } from '../infra/mongo';
-import { connectClient } from '../infra/temporal';
+import { fail, startPipeline, timestampedId, type CliContext } from './context';
 
-export interface DatasetCliContext {
-  platformSettings: () => Settings;
-  webUiLink: (settings: Settings, workflowId: string, runId: string) => string | undefined;
-  print: (line: string) => void;
-}
-
-function fail(message: string): never {
-  process.stderr.write(`twin: ${message}\n`);
-  process.exit(1);
-}
+export type DatasetCliContext = CliContext;
 
 const positiveInt = (v: string) => Number.parseInt(v, 10);
 
@@ -110,38 +101,24 @@ export function registerDatasetCommands(program: Command, ctx: DatasetCliContext
         if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize > 0))
           fail('--batch-size must be a positive whole number');
         if (options.seed !== undefined && !Number.isInteger(options.seed)) fail('--seed must be a whole number');
-        const settings = ctx.platformSettings();
-        const client = await connectClient(settings.temporal);
-        try {
-          const workflowId =
-            options.workflowId ?? `datasets-${options.type}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-          const input: GenerateDatasetsInput = {
-            type: options.type as DatasetType,
-            ...(options.author?.length ? { authors: options.author } : {}),
-            ...(categories.length ? { categories: categories as DocumentCategory[] } : {}),
-            ...(options.testSplit !== undefined ? { testSplit: options.testSplit } : {}),
-            ...(options.seed !== undefined ? { seed: options.seed } : {}),
-            ...(options.model ? { model: options.model } : {}),
-            ...(options.batchSize ? { batchSize: options.batchSize } : {}),
-            ...(options.runKey ? { runKey: options.runKey } : {}),
-          };
-          const started = Date.now();
-          const handle = await client.workflow.start('generateDatasets', {
-            taskQueue: 'twin-pipelines',
-            workflowId,
-            args: [input],
-          });
-          print(`started ${workflowId}`);
-          const link = ctx.webUiLink(settings, workflowId, handle.firstExecutionRunId);
-          if (link) print(`Web UI: ${link}`);
-          if (!options.wait) return;
-          const result = (await handle.result()) as GenerateDatasetsResult;
-          if (options.json) print(JSON.stringify(result, null, 2));
-          else for (const line of formatGenerateResult(result)) print(line);
-          print(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        } finally {
-          await client.connection.close();
-        }
+        const input: GenerateDatasetsInput = {
+          type: options.type as DatasetType,
+          ...(options.author?.length ? { authors: options.author } : {}),
+          ...(categories.length ? { categories: categories as DocumentCategory[] } : {}),
+          ...(options.testSplit !== undefined ? { testSplit: options.testSplit } : {}),
+          ...(options.seed !== undefined ? { seed: options.seed } : {}),
+          ...(options.model ? { model: options.model } : {}),
+          ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+          ...(options.runKey ? { runKey: options.runKey } : {}),
+        };
+        await startPipeline<GenerateDatasetsResult>(ctx, {
+          workflowType: 'generateDatasets',
+          workflowId: options.workflowId ?? timestampedId(`datasets-${options.type}`),
+          input,
+          wait: options.wait,
+          json: options.json,
+          format: formatGenerateResult,
+        });
       },
     );
 

@@ -6,12 +6,12 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { EtlAuthor, LinkRow } from '../../activities/etl';
 import type { DigitalDataEtlInput, DigitalDataEtlResult } from '../../workflows/digital-data-etl';
-import type { Settings } from '../config';
 import { parseLinkedInExport } from '../etl/linkedin-export';
 import { ArtifactRegistry } from '../infra/artifact-registry';
 import { createArtifactStore } from '../infra/artifact-store';
 import { openWarehouse } from '../infra/mongo';
 import { connectClient } from '../infra/temporal';
+import { fail, slug, type CliContext } from './context';
 import {
   collectionForFile,
   DocumentWarehouse,
@@ -24,11 +24,7 @@ import {
 /** Same as MAX_LINKS_PER_RUN in workflows/digital-data-etl.ts (a workflow module is not imported here at runtime). */
 export const LINKS_PER_RUN = 1000;
 
-export interface CliContext {
-  platformSettings: () => Settings;
-  webUiLink: (settings: Settings, workflowId: string, runId: string) => string | undefined;
-  print: (line: string) => void;
-}
+export type { CliContext };
 
 export interface LinkList {
   author?: string;
@@ -66,23 +62,6 @@ function linkListFrom(data: unknown, file: string): LinkList {
     }
   }
   throw new Error(`${file}: expected {author, links: [...]}, {parameters: {user_full_name, links}} or a list of links`);
-}
-
-/** A usage problem: one line on stderr, exit code 1 (no stack, no help dump). */
-function fail(message: string): never {
-  process.stderr.write(`twin: ${message}\n`);
-  process.exit(1);
-}
-
-function slug(text: string): string {
-  return (
-    text
-      .normalize('NFKD')
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-|-$/g, '')
-      .slice(0, 40) || 'author'
-  );
 }
 
 function pad(text: string, width: number): string {

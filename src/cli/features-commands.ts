@@ -1,30 +1,9 @@
 import type { Command } from 'commander';
 import type { FeatureEngineeringInput, FeatureEngineeringResult } from '../../workflows/feature-engineering';
-import type { Settings } from '../config';
 import { DOCUMENT_CATEGORIES, type DocumentCategory } from '../domain/documents';
-import { connectClient } from '../infra/temporal';
+import { fail, slug, startPipeline, timestampedId, type CliContext } from './context';
 
-export interface FeatureCliContext {
-  platformSettings: () => Settings;
-  webUiLink: (settings: Settings, workflowId: string, runId: string) => string | undefined;
-  print: (line: string) => void;
-}
-
-function fail(message: string): never {
-  process.stderr.write(`twin: ${message}\n`);
-  process.exit(1);
-}
-
-function slug(text: string): string {
-  return (
-    text
-      .normalize('NFKD')
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-|-$/g, '')
-      .slice(0, 40) || 'author'
-  );
-}
+export type FeatureCliContext = CliContext;
 
 /** What `twin features` prints for a finished run: per-stage counts and the two artifacts. */
 export function formatFeatureResult(result: FeatureEngineeringResult): string[] {
@@ -56,7 +35,6 @@ export function formatFeatureResult(result: FeatureEngineeringResult): string[] 
 }
 
 export function registerFeatureCommands(program: Command, ctx: FeatureCliContext): void {
-  const { print } = ctx;
   program
     .command('features')
     .description(
@@ -87,35 +65,20 @@ export function registerFeatureCommands(program: Command, ctx: FeatureCliContext
           fail(`unknown category ${unknown.join(', ')}: expected ${DOCUMENT_CATEGORIES.join(', ')}`);
         if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize > 0))
           fail('--batch-size must be a positive whole number');
-        const settings = ctx.platformSettings();
-        const client = await connectClient(settings.temporal);
-        try {
-          const workflowId =
-            options.workflowId ??
-            `features-${slug(options.author.join('-'))}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-          const input: FeatureEngineeringInput = {
-            authors: options.author,
-            ...(categories.length > 0 ? { categories: categories as DocumentCategory[] } : {}),
-            ...(options.batchSize ? { batchSize: options.batchSize } : {}),
-            ...(options.force ? { force: true } : {}),
-          };
-          const started = Date.now();
-          const handle = await client.workflow.start('featureEngineering', {
-            taskQueue: 'twin-pipelines',
-            workflowId,
-            args: [input],
-          });
-          print(`started ${workflowId}`);
-          const link = ctx.webUiLink(settings, workflowId, handle.firstExecutionRunId);
-          if (link) print(`Web UI: ${link}`);
-          if (!options.wait) return;
-          const result = (await handle.result()) as FeatureEngineeringResult;
-          if (options.json) print(JSON.stringify(result, null, 2));
-          else for (const line of formatFeatureResult(result)) print(line);
-          print(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        } finally {
-          await client.connection.close();
-        }
+        const input: FeatureEngineeringInput = {
+          authors: options.author,
+          ...(categories.length > 0 ? { categories: categories as DocumentCategory[] } : {}),
+          ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+          ...(options.force ? { force: true } : {}),
+        };
+        await startPipeline<FeatureEngineeringResult>(ctx, {
+          workflowType: 'featureEngineering',
+          workflowId: options.workflowId ?? timestampedId(`features-${slug(options.author.join('-'))}`),
+          input,
+          wait: options.wait,
+          json: options.json,
+          format: formatFeatureResult,
+        });
       },
     );
 }

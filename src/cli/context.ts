@@ -1,0 +1,69 @@
+import type { Settings } from '../config';
+import { connectClient } from '../infra/temporal';
+
+/** What every `twin` command group needs from the program: settings of the running platform and output. */
+export interface CliContext {
+  platformSettings: () => Settings;
+  webUiLink: (settings: Settings, workflowId: string, runId: string) => string | undefined;
+  print: (line: string) => void;
+}
+
+/** A usage problem: one line on stderr, exit code 1 (no stack, no help dump). */
+export function fail(message: string): never {
+  process.stderr.write(`twin: ${message}\n`);
+  process.exit(1);
+}
+
+/** A short, id-safe form of a name for workflow ids. */
+export function slug(text: string): string {
+  return (
+    text
+      .normalize('NFKD')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40) || 'author'
+  );
+}
+
+/** `<prefix>-<ISO time>`: a readable workflow id that sorts by start time. */
+export function timestampedId(prefix: string): string {
+  return `${prefix}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+}
+
+/**
+ * Starts a pipeline workflow on twin-pipelines, prints its id and Web UI link, and (unless `wait` is false)
+ * waits for the result and prints it as JSON or through `format`, with the elapsed time.
+ */
+export async function startPipeline<Result>(
+  ctx: CliContext,
+  run: {
+    workflowType: string;
+    workflowId: string;
+    input: unknown;
+    wait: boolean;
+    json?: boolean;
+    format: (result: Result) => string[];
+  },
+): Promise<void> {
+  const settings = ctx.platformSettings();
+  const client = await connectClient(settings.temporal);
+  try {
+    const started = Date.now();
+    const handle = await client.workflow.start(run.workflowType, {
+      taskQueue: 'twin-pipelines',
+      workflowId: run.workflowId,
+      args: [run.input],
+    });
+    ctx.print(`started ${run.workflowId}`);
+    const link = ctx.webUiLink(settings, run.workflowId, handle.firstExecutionRunId);
+    if (link) ctx.print(`Web UI: ${link}`);
+    if (!run.wait) return;
+    const result = (await handle.result()) as Result;
+    if (run.json) ctx.print(JSON.stringify(result, null, 2));
+    else for (const line of run.format(result)) ctx.print(line);
+    ctx.print(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    await client.connection.close();
+  }
+}

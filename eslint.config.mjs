@@ -30,11 +30,18 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', name: ['test', 'describe', 'it', 'suite'], package: 'node:test' }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', name: ['test', 'describe', 'it', 'suite'], package: 'node:test' },
+          ],
+        },
       ],
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { prefer: 'type-imports', fixStyle: 'inline-type-imports' },
+      ],
     },
   },
   {
@@ -46,7 +53,11 @@ export default tseslint.config(
           paths: forbiddenInWorkflows.filter((n) => !n.includes('*')),
           patterns: [
             { group: ['@aws-sdk/*'], message: 'Workflows are deterministic: do I/O in activities.' },
-            { group: ['**/activities/*', '../activities/**'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities).' },
+            {
+              group: ['**/activities/*', '../activities/**'],
+              allowTypeImports: true,
+              message: 'Import activities as types only (proxyActivities).',
+            },
             { group: ['**/src/infra/**'], message: 'Workflows must not touch adapters: do I/O in activities.' },
           ],
         },

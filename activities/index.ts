@@ -8,7 +8,10 @@ import { createSmokeActivities } from './smoke';
 import { createTrainingActivities } from './training';
 
 /** The activities each activity task queue serves (DESIGN.md §3). `pipelines` runs workflows only. */
-export function activitiesForQueue(queue: Exclude<QueueName, 'pipelines'>, deps: Dependencies): Record<string, (...args: never[]) => Promise<unknown>> {
+export function activitiesForQueue(
+  queue: Exclude<QueueName, 'pipelines'>,
+  deps: Dependencies,
+): Record<string, (...args: never[]) => Promise<unknown>> {
   const common = createPingActivities();
   switch (queue) {
     case 'etl':

@@ -27,7 +27,11 @@ export async function heartbeatingWait(ms: number, details?: unknown, everyMs = 
  * Runs `work` while heartbeating on a timer, so long CPU- or I/O-bound calls keep the activity alive and
  * learn about cancellation. `progress()` gives what is reported in each heartbeat.
  */
-export async function withHeartbeat<T>(work: () => Promise<T>, progress: () => unknown = () => undefined, everyMs = 2_000): Promise<T> {
+export async function withHeartbeat<T>(
+  work: () => Promise<T>,
+  progress: () => unknown = () => undefined,
+  everyMs = 2_000,
+): Promise<T> {
   const context = Context.current();
   context.heartbeat(progress());
   const timer = setInterval(() => context.heartbeat(progress()), everyMs);
@@ -40,5 +44,10 @@ export async function withHeartbeat<T>(work: () => Promise<T>, progress: () => u
 
 /** Bad input: retrying cannot help, so fail now with a message that says what to fix. */
 export function badInput(message: string, type = 'BadInput', details?: unknown): ApplicationFailure {
-  return ApplicationFailure.create({ message, type, nonRetryable: true, details: details === undefined ? undefined : [details] });
+  return ApplicationFailure.create({
+    message,
+    type,
+    nonRetryable: true,
+    details: details === undefined ? undefined : [details],
+  });
 }

@@ -4,7 +4,13 @@ import type { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { checksumOf, type ArtifactRef } from '../src/domain/artifacts';
 import { createS3Client } from '../src/infra/artifact-store';
 import type { Dependencies } from '../src/infra/dependencies';
-import { TERMINAL_STATUSES, TrainingJobError, type TrainingBackend, type TrainingJobRef, type TrainingJobState } from '../src/training/backend';
+import {
+  TERMINAL_STATUSES,
+  TrainingJobError,
+  type TrainingBackend,
+  type TrainingJobRef,
+  type TrainingJobState,
+} from '../src/training/backend';
 import { LocalTrainingBackend } from '../src/training/local';
 import { prepareTraining, type PreparedTraining, type TrainModelInput } from '../src/training/prepare';
 import { ModelRegistry, registerModelPackage, type ModelVersion } from '../src/training/registry';
@@ -76,7 +82,9 @@ function describeState(state: TrainingJobState): Record<string, unknown> {
   return {
     status: state.status,
     secondaryStatus: state.secondaryStatus,
-    ...(latest ? { latestMetric: `${latest.metric}=${latest.value}${latest.step !== undefined ? ` @ step ${latest.step}` : ''}` } : {}),
+    ...(latest
+      ? { latestMetric: `${latest.metric}=${latest.value}${latest.step !== undefined ? ` @ step ${latest.step}` : ''}` }
+      : {}),
     ...(state.metrics.train_loss !== undefined ? { train_loss: state.metrics.train_loss } : {}),
   };
 }
@@ -181,7 +189,14 @@ export function createTrainingActivities(deps: Dependencies, options: TrainingAc
             message: `training job ${job.jobName} ${state.status.toLowerCase()}: ${reason}`,
             type: state.status === 'Stopped' ? 'TrainingJobStopped' : capacity ? 'CapacityError' : 'TrainingJobFailed',
             nonRetryable: true,
-            details: [{ jobName: job.jobName, status: state.status, secondaryStatus: state.secondaryStatus, metrics: state.metrics }],
+            details: [
+              {
+                jobName: job.jobName,
+                status: state.status,
+                secondaryStatus: state.secondaryStatus,
+                metrics: state.metrics,
+              },
+            ],
           });
         }
         await heartbeatingWait(pollIntervalMs(job.backend), details);
@@ -198,7 +213,11 @@ export function createTrainingActivities(deps: Dependencies, options: TrainingAc
      * Records the model version: an ArtifactRef of kind 'model' (inputs: the dataset, and the base model version for
      * DPO), the Mongo `models` entry, and on SageMaker a model package (PendingManualApproval). Idempotent.
      */
-    registerModelVersion: async (input: { prepared: PreparedTraining; job: TrainingJobRef; outcome: TrainingOutcome }): Promise<ModelVersionRef> => {
+    registerModelVersion: async (input: {
+      prepared: PreparedTraining;
+      job: TrainingJobRef;
+      outcome: TrainingOutcome;
+    }): Promise<ModelVersionRef> => {
       const { prepared, job, outcome } = input;
       return classified(async () => {
         const producer = currentProducer();
@@ -247,7 +266,9 @@ export function createTrainingActivities(deps: Dependencies, options: TrainingAc
           const arn = await registerModelPackage(sagemakerClient(), {
             groupName: settings.training.sagemaker.modelPackageGroup,
             model: version,
-            inferenceImageUri: settings.training.sagemaker.inferenceImageUri ?? deepLearningContainerImage(settings.aws.region, INFERENCE_IMAGE_TAG),
+            inferenceImageUri:
+              settings.training.sagemaker.inferenceImageUri ??
+              deepLearningContainerImage(settings.aws.region, INFERENCE_IMAGE_TAG),
           });
           await modelRegistry.setModelPackage(version.version, arn);
           version = { ...version, modelPackageArn: arn };

@@ -6,7 +6,14 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 export async function buildWorkflowBundle(outFile: string): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows', 'index')),
-    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: console.warn, error: console.error },
+    logger: {
+      log: () => undefined,
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: console.warn,
+      error: console.error,
+    },
   });
   await mkdir(path.dirname(outFile), { recursive: true });
   await writeFile(outFile, code);

@@ -59,7 +59,10 @@ async function main(): Promise<number> {
     const starts: Promise<void>[] = [];
     if (!process.env.TEMPORAL_ADDRESS) {
       starts.push(
-        startTemporalDevServer({ dataDir: path.join(tmp, 'temporal'), searchAttributes: SEARCH_ATTRIBUTE_DEFINITIONS }).then((s) => {
+        startTemporalDevServer({
+          dataDir: path.join(tmp, 'temporal'),
+          searchAttributes: SEARCH_ATTRIBUTE_DEFINITIONS,
+        }).then((s) => {
           services.push(s);
           env.TEMPORAL_ADDRESS = s.address;
           if (s.uiUrl) env.TEMPORAL_UI_URL = s.uiUrl;
@@ -67,13 +70,25 @@ async function main(): Promise<number> {
       );
     }
     if (!process.env.MONGODB_URI) {
-      starts.push(startFerretDb({ dataDir: path.join(tmp, 'ferretdb') }).then((s) => void (services.push(s), (env.MONGODB_URI = s.url))));
+      starts.push(
+        startFerretDb({ dataDir: path.join(tmp, 'ferretdb') }).then(
+          (s) => void (services.push(s), (env.MONGODB_URI = s.url)),
+        ),
+      );
     }
     if (!process.env.QDRANT_URL) {
-      starts.push(startQdrantStandin({ dataDir: path.join(tmp, 'qdrant') }).then((s) => void (services.push(s), (env.QDRANT_URL = s.url))));
+      starts.push(
+        startQdrantStandin({ dataDir: path.join(tmp, 'qdrant') }).then(
+          (s) => void (services.push(s), (env.QDRANT_URL = s.url)),
+        ),
+      );
     }
     if (!process.env.AWS_ENDPOINT_URL) {
-      starts.push(startMoto({ dataDir: path.join(tmp, 'moto') }).then((s) => void (services.push(s), (env.AWS_ENDPOINT_URL = s.url))));
+      starts.push(
+        startMoto({ dataDir: path.join(tmp, 'moto') }).then(
+          (s) => void (services.push(s), (env.AWS_ENDPOINT_URL = s.url)),
+        ),
+      );
     }
     starts.push(
       buildWorkflowBundle(path.join(tmp, 'workflow-bundle.js')).then((file) => void (env.TWIN_WORKFLOW_BUNDLE = file)),
@@ -81,7 +96,9 @@ async function main(): Promise<number> {
     const results = await Promise.allSettled(starts);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw new Error(failed.map((f) => (f.reason as Error).message).join('\n'));
-    log(`services ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${services.map((s) => `${s.name}=${s.url}`).join(' ')}`);
+    log(
+      `services ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${services.map((s) => `${s.name}=${s.url}`).join(' ')}`,
+    );
 
     const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(1, os.availableParallelism() - 1));
     const child = spawn(

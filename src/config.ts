@@ -86,13 +86,23 @@ const defaultHome = path.join(os.homedir(), '.cache', 'llm-twin');
 /** Every environment variable the platform reads, with its meaning. The README's table is generated from it. */
 const envSchema = z.object({
   TWIN_HOME: z.string().default(defaultHome).describe('Where installed services, models and local data live'),
-  TWIN_DATA_DIR: z.string().optional().describe('Local platform data (dev server DB, FerretDB, Qdrant, artifacts); default $TWIN_HOME/data'),
+  TWIN_DATA_DIR: z
+    .string()
+    .optional()
+    .describe('Local platform data (dev server DB, FerretDB, Qdrant, artifacts); default $TWIN_HOME/data'),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json').describe('Log lines as JSON (default) or pretty for people'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log level'),
 
-  TEMPORAL_ADDRESS: hostPort.optional().describe('Temporal frontend host:port; unset = `twin dev` starts a local dev server'),
+  TEMPORAL_ADDRESS: hostPort
+    .optional()
+    .describe('Temporal frontend host:port; unset = `twin dev` starts a local dev server'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default').describe('Temporal namespace'),
-  TEMPORAL_TLS: bool.default(false).describe('Use TLS to reach Temporal (on automatically with a client cert or API key)'),
+  TEMPORAL_TLS: bool
+    .default(false)
+    .describe('Use TLS to reach Temporal (on automatically with a client cert or API key)'),
   TEMPORAL_TLS_CERT: secret.optional().describe('mTLS client certificate (PEM contents) for Temporal Cloud'),
   TEMPORAL_TLS_KEY: secret.optional().describe('mTLS client key (PEM contents) for Temporal Cloud'),
   TEMPORAL_TLS_CERT_PATH: z.string().optional().describe('mTLS client certificate file, instead of TEMPORAL_TLS_CERT'),
@@ -104,11 +114,22 @@ const envSchema = z.object({
   MONGODB_URI: secret.optional().describe('MongoDB connection string; unset = `twin dev` starts a local FerretDB'),
   MONGODB_DATABASE: z.string().min(1).default('twin').describe('Warehouse database name'),
 
-  QDRANT_URL: url(['http:', 'https:']).optional().describe('Qdrant REST URL; unset = `twin dev` starts the local stand-in'),
+  QDRANT_URL: url(['http:', 'https:'])
+    .optional()
+    .describe('Qdrant REST URL; unset = `twin dev` starts the local stand-in'),
   QDRANT_API_KEY: secret.optional().describe('Qdrant API key'),
-  QDRANT_COLLECTION_PREFIX: z.string().regex(/^[A-Za-z0-9_-]*$/, 'expected letters, digits, _ and -').default('').describe('Prefix of the Qdrant collection names (cleaned_*, embedded_*); several platforms or test runs on one Qdrant'),
+  QDRANT_COLLECTION_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/, 'expected letters, digits, _ and -')
+    .default('')
+    .describe(
+      'Prefix of the Qdrant collection names (cleaned_*, embedded_*); several platforms or test runs on one Qdrant',
+    ),
 
-  ARTIFACT_STORE: z.enum(['local', 's3']).default('local').describe('Where artifacts (datasets, models, reports) are written'),
+  ARTIFACT_STORE: z
+    .enum(['local', 's3'])
+    .default('local')
+    .describe('Where artifacts (datasets, models, reports) are written'),
   ARTIFACT_DIR: z.string().optional().describe('Folder of the local artifact store; default $TWIN_DATA_DIR/artifacts'),
   ARTIFACT_BUCKET: z.string().optional().describe('S3 bucket of the artifact store (ARTIFACT_STORE=s3)'),
   ARTIFACT_PREFIX: z.string().default('').describe('Key prefix inside the artifact bucket or folder'),
@@ -120,11 +141,25 @@ const envSchema = z.object({
   OPENAI_BASE_URL: url(['http:', 'https:']).optional().describe('Base URL of the OpenAI-compatible LLM server'),
   LLM_MODEL: z.string().default('gpt-4o-mini').describe('Model name for dataset generation, judging and RAG helpers'),
 
-  EMBEDDING_BACKEND: z.enum(['local', 'openai']).default('local').describe('local ONNX all-MiniLM-L6-v2 or an OpenAI-compatible API'),
-  EMBEDDING_MODEL_DIR: z.string().optional().describe('Local embedding model folder; default $TWIN_HOME/models/all-MiniLM-L6-v2'),
-  EMBEDDING_API_MODEL: z.string().min(1).default('sentence-transformers/all-MiniLM-L6-v2').describe('Model of the OpenAI-compatible embeddings API (EMBEDDING_BACKEND=openai); must return 384-d vectors'),
-  EMBEDDING_API_BASE_URL: url(['http:', 'https:']).optional().describe('Base URL of the OpenAI-compatible embeddings API; default OPENAI_BASE_URL'),
-  FEATURES_BATCH_SIZE: positiveInt.default(16).describe('Documents per clean/embed activity of featureEngineering (a run can override it)'),
+  EMBEDDING_BACKEND: z
+    .enum(['local', 'openai'])
+    .default('local')
+    .describe('local ONNX all-MiniLM-L6-v2 or an OpenAI-compatible API'),
+  EMBEDDING_MODEL_DIR: z
+    .string()
+    .optional()
+    .describe('Local embedding model folder; default $TWIN_HOME/models/all-MiniLM-L6-v2'),
+  EMBEDDING_API_MODEL: z
+    .string()
+    .min(1)
+    .default('sentence-transformers/all-MiniLM-L6-v2')
+    .describe('Model of the OpenAI-compatible embeddings API (EMBEDDING_BACKEND=openai); must return 384-d vectors'),
+  EMBEDDING_API_BASE_URL: url(['http:', 'https:'])
+    .optional()
+    .describe('Base URL of the OpenAI-compatible embeddings API; default OPENAI_BASE_URL'),
+  FEATURES_BATCH_SIZE: positiveInt
+    .default(16)
+    .describe('Documents per clean/embed activity of featureEngineering (a run can override it)'),
 
   HF_TOKEN: secret.optional().describe('Hugging Face token (private models, dataset push)'),
   OPIK_API_KEY: secret.optional().describe('Opik API key for prompt monitoring'),
@@ -132,37 +167,97 @@ const envSchema = z.object({
   OPIK_URL_OVERRIDE: url(['http:', 'https:']).optional().describe('Opik URL (self-hosted)'),
 
   SAGEMAKER_EXECUTION_ROLE_ARN: z.string().optional().describe('IAM role SageMaker jobs and endpoints run as'),
-  SAGEMAKER_TRAINING_IMAGE_URI: z.string().optional().describe('Training image; default the Hugging Face PyTorch training DLC of AWS_REGION (docs/training.md)'),
-  SAGEMAKER_TRAINING_INSTANCE_TYPE: z.string().default('ml.g6e.2xlarge').describe('Instance type of SageMaker training jobs'),
+  SAGEMAKER_TRAINING_IMAGE_URI: z
+    .string()
+    .optional()
+    .describe('Training image; default the Hugging Face PyTorch training DLC of AWS_REGION (docs/training.md)'),
+  SAGEMAKER_TRAINING_INSTANCE_TYPE: z
+    .string()
+    .default('ml.g6e.2xlarge')
+    .describe('Instance type of SageMaker training jobs'),
   SAGEMAKER_TRAINING_VOLUME_GB: positiveInt.default(100).describe('EBS volume of a training instance (GB)'),
-  SAGEMAKER_TRAINING_MAX_RUNTIME_S: positiveInt.default(86_400).describe('Stop a SageMaker training job after this many seconds'),
-  SAGEMAKER_TRAINING_SPOT: bool.default(false).describe('Managed spot training (checkpoints in S3, resumed after interruptions)'),
-  SAGEMAKER_TRAINING_MAX_WAIT_S: positiveInt.optional().describe('Spot: max seconds to wait for capacity and run; default 2 x max runtime'),
-  SAGEMAKER_TRAINING_BUCKET: z.string().optional().describe('S3 bucket for training code, data copies, checkpoints and models; default ARTIFACT_BUCKET'),
-  SAGEMAKER_MODEL_PACKAGE_GROUP: z.string().regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'expected 1-63 letters, digits and hyphens').default('llm-twin').describe('Model Package Group trained models are registered in'),
-  SAGEMAKER_INFERENCE_IMAGE_URI: z.string().optional().describe('Serving image recorded in model packages; default the Hugging Face TGI DLC of AWS_REGION'),
-  TRAINING_BACKEND: z.enum(['local', 'sagemaker']).default('local').describe('Where trainModel runs jobs/finetune when the run does not say: local process or SageMaker'),
-  TRAINING_PYTHON: z.string().optional().describe('Python of the local training backend; default $TWIN_HOME/venv-train/bin/python'),
-  TRAINING_DIR: z.string().optional().describe('Local training jobs (logs, checkpoints, merged models); default $TWIN_DATA_DIR/training'),
-  TRAINING_BASE_MODEL: z.string().default('meta-llama/Llama-3.1-8B').describe('Model SFT starts from when the run does not say (Hugging Face id or local folder)'),
-  TRAINING_POLL_INTERVAL_S: positiveInt.default(30).describe('Seconds between status polls of a SageMaker training job (local jobs: 2 s)'),
+  SAGEMAKER_TRAINING_MAX_RUNTIME_S: positiveInt
+    .default(86_400)
+    .describe('Stop a SageMaker training job after this many seconds'),
+  SAGEMAKER_TRAINING_SPOT: bool
+    .default(false)
+    .describe('Managed spot training (checkpoints in S3, resumed after interruptions)'),
+  SAGEMAKER_TRAINING_MAX_WAIT_S: positiveInt
+    .optional()
+    .describe('Spot: max seconds to wait for capacity and run; default 2 x max runtime'),
+  SAGEMAKER_TRAINING_BUCKET: z
+    .string()
+    .optional()
+    .describe('S3 bucket for training code, data copies, checkpoints and models; default ARTIFACT_BUCKET'),
+  SAGEMAKER_MODEL_PACKAGE_GROUP: z
+    .string()
+    .regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'expected 1-63 letters, digits and hyphens')
+    .default('llm-twin')
+    .describe('Model Package Group trained models are registered in'),
+  SAGEMAKER_INFERENCE_IMAGE_URI: z
+    .string()
+    .optional()
+    .describe('Serving image recorded in model packages; default the Hugging Face TGI DLC of AWS_REGION'),
+  TRAINING_BACKEND: z
+    .enum(['local', 'sagemaker'])
+    .default('local')
+    .describe('Where trainModel runs jobs/finetune when the run does not say: local process or SageMaker'),
+  TRAINING_PYTHON: z
+    .string()
+    .optional()
+    .describe('Python of the local training backend; default $TWIN_HOME/venv-train/bin/python'),
+  TRAINING_DIR: z
+    .string()
+    .optional()
+    .describe('Local training jobs (logs, checkpoints, merged models); default $TWIN_DATA_DIR/training'),
+  TRAINING_BASE_MODEL: z
+    .string()
+    .default('meta-llama/Llama-3.1-8B')
+    .describe('Model SFT starts from when the run does not say (Hugging Face id or local folder)'),
+  TRAINING_POLL_INTERVAL_S: positiveInt
+    .default(30)
+    .describe('Seconds between status polls of a SageMaker training job (local jobs: 2 s)'),
 
   API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
   API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
 
-  ETL_SSRF_ALLOW: ipList.default('').describe('Comma list of IPs/CIDRs the crawler may fetch although not public (tests, internal mirrors); default none'),
+  ETL_SSRF_ALLOW: ipList
+    .default('')
+    .describe(
+      'Comma list of IPs/CIDRs the crawler may fetch although not public (tests, internal mirrors); default none',
+    ),
   ETL_RESPECT_ROBOTS: bool.default(true).describe('Crawler respects robots.txt (turn off only for sites you own)'),
-  ETL_POLITENESS: bool.default(true).describe('Per-host crawl politeness: 2 requests in flight and 500 ms between starts per host'),
-  ETL_GITHUB_CLONE_URL: z.string().regex(/\{owner\}.*\{repo\}/, 'expected a URL with {owner} and {repo}').optional().describe('Clone URL template for GitHub repositories (a mirror), e.g. https://git.example.com/{owner}/{repo}.git'),
+  ETL_POLITENESS: bool
+    .default(true)
+    .describe('Per-host crawl politeness: 2 requests in flight and 500 ms between starts per host'),
+  ETL_GITHUB_CLONE_URL: z
+    .string()
+    .regex(/\{owner\}.*\{repo\}/, 'expected a URL with {owner} and {repo}')
+    .optional()
+    .describe('Clone URL template for GitHub repositories (a mirror), e.g. https://git.example.com/{owner}/{repo}.git'),
 
-  TWIN_WORKER_QUEUES: z.string().default('all').describe('Queues this worker process serves: all, or a comma list of pipelines,etl,features,llm,ml'),
-  TWIN_WORKFLOW_BUNDLE: z.string().optional().describe('Prebuilt workflow bundle file (production); unset = bundle at start'),
+  TWIN_WORKER_QUEUES: z
+    .string()
+    .default('all')
+    .describe('Queues this worker process serves: all, or a comma list of pipelines,etl,features,llm,ml'),
+  TWIN_WORKFLOW_BUNDLE: z
+    .string()
+    .optional()
+    .describe('Prebuilt workflow bundle file (production); unset = bundle at start'),
   TWIN_WORKER_DEPLOYMENT: z.string().min(1).default('llm-twin').describe('Worker Deployment name (Worker Versioning)'),
-  TWIN_WORKER_BUILD_ID: z.string().min(1).optional().describe('Build id of this worker version; set = Worker Versioning on (pinned workflows)'),
+  TWIN_WORKER_BUILD_ID: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Build id of this worker version; set = Worker Versioning on (pinned workflows)'),
   WORKER_ETL_CONCURRENCY: positiveInt.default(16).describe('Max concurrent activities on twin-etl'),
   WORKER_FEATURES_CONCURRENCY: positiveInt.default(2).describe('Max concurrent activities on twin-features'),
   WORKER_LLM_CONCURRENCY: positiveInt.default(8).describe('Max concurrent activities on twin-llm'),
-  WORKER_LLM_RATE_PER_SECOND: z.coerce.number().positive().default(5).describe('Task-queue-wide activity starts per second on twin-llm'),
+  WORKER_LLM_RATE_PER_SECOND: z.coerce
+    .number()
+    .positive()
+    .default(5)
+    .describe('Task-queue-wide activity starts per second on twin-llm'),
   WORKER_ML_CONCURRENCY: positiveInt.default(2).describe('Max concurrent activities on twin-ml'),
   WORKER_PIPELINES_CONCURRENCY: positiveInt.default(50).describe('Max concurrent workflow tasks on twin-pipelines'),
 });
@@ -175,7 +270,10 @@ export const ENV_VARIABLES = Object.entries(envSchema.shape).map(([name, schema]
 
 function parseQueues(value: string): QueueName[] {
   if (value.trim() === 'all') return [...QUEUE_NAMES];
-  const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const unknown = names.filter((name) => !(QUEUE_NAMES as string[]).includes(name));
   if (unknown.length > 0 || names.length === 0) {
     throw new ConfigError([
@@ -189,10 +287,17 @@ function buildSettings(env: z.output<typeof envSchema>) {
   const dataDir = env.TWIN_DATA_DIR ?? path.join(env.TWIN_HOME, 'data');
   const problems: string[] = [];
   if (env.ARTIFACT_STORE === 's3' && !env.ARTIFACT_BUCKET) {
-    problems.push('ARTIFACT_BUCKET: required when ARTIFACT_STORE=s3 (the bucket that holds datasets, models and reports)');
+    problems.push(
+      'ARTIFACT_BUCKET: required when ARTIFACT_STORE=s3 (the bucket that holds datasets, models and reports)',
+    );
   }
-  if (Boolean(env.TEMPORAL_TLS_CERT ?? env.TEMPORAL_TLS_CERT_PATH) !== Boolean(env.TEMPORAL_TLS_KEY ?? env.TEMPORAL_TLS_KEY_PATH)) {
-    problems.push('TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY: set both the client certificate and its key for mTLS, or neither');
+  if (
+    Boolean(env.TEMPORAL_TLS_CERT ?? env.TEMPORAL_TLS_CERT_PATH) !==
+    Boolean(env.TEMPORAL_TLS_KEY ?? env.TEMPORAL_TLS_KEY_PATH)
+  ) {
+    problems.push(
+      'TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY: set both the client certificate and its key for mTLS, or neither',
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -262,7 +367,9 @@ function buildSettings(env: z.output<typeof envSchema>) {
       port: env.API_PORT,
     },
     etl: {
-      ssrfAllow: env.ETL_SSRF_ALLOW.split(',').map((entry) => entry.trim()).filter(Boolean),
+      ssrfAllow: env.ETL_SSRF_ALLOW.split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
       respectRobots: env.ETL_RESPECT_ROBOTS,
       politeness: env.ETL_POLITENESS,
       githubCloneUrl: env.ETL_GITHUB_CLONE_URL,
@@ -270,7 +377,9 @@ function buildSettings(env: z.output<typeof envSchema>) {
     workers: {
       queues: parseQueues(env.TWIN_WORKER_QUEUES),
       workflowBundle: env.TWIN_WORKFLOW_BUNDLE,
-      deployment: env.TWIN_WORKER_BUILD_ID ? { deploymentName: env.TWIN_WORKER_DEPLOYMENT, buildId: env.TWIN_WORKER_BUILD_ID } : undefined,
+      deployment: env.TWIN_WORKER_BUILD_ID
+        ? { deploymentName: env.TWIN_WORKER_DEPLOYMENT, buildId: env.TWIN_WORKER_BUILD_ID }
+        : undefined,
       concurrency: {
         pipelines: env.WORKER_PIPELINES_CONCURRENCY,
         etl: env.WORKER_ETL_CONCURRENCY,

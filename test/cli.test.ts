@@ -33,7 +33,10 @@ describe('twin CLI errors are one actionable line', () => {
     );
     assert.equal(result.code, 1);
     assert.match(result.stdout, /✘ Temporal .*127\.0\.0\.1:1[\s\S]*→ fix: check TEMPORAL_ADDRESS/);
-    assert.match(result.stdout, /✘ MongoDB .*cannot reach mongodb:\/\/\*\*\*@127\.0\.0\.1:1[\s\S]*→ fix: check MONGODB_URI/);
+    assert.match(
+      result.stdout,
+      /✘ MongoDB .*cannot reach mongodb:\/\/\*\*\*@127\.0\.0\.1:1[\s\S]*→ fix: check MONGODB_URI/,
+    );
     assert.match(result.stdout, /✘ Qdrant [\s\S]*→ fix: check QDRANT_URL/);
     assert.doesNotMatch(result.stdout + result.stderr, /hunter2|\n\s+at /);
   });

@@ -27,12 +27,29 @@ describe('settings', () => {
   });
 
   test('each malformed variable is named with what is expected', () => {
-    const problems = problemsOf({ TEMPORAL_ADDRESS: 'localhost', QDRANT_URL: 'qdrant:6333', API_PORT: 'eighty', TEMPORAL_TLS: 'maybe' });
+    const problems = problemsOf({
+      TEMPORAL_ADDRESS: 'localhost',
+      QDRANT_URL: 'qdrant:6333',
+      API_PORT: 'eighty',
+      TEMPORAL_TLS: 'maybe',
+    });
     assert.equal(problems.length, 4);
-    assert.match(problems.find((p) => p.startsWith('TEMPORAL_ADDRESS'))!, /expected host:port.*\(got "localhost"\)/);
-    assert.match(problems.find((p) => p.startsWith('QDRANT_URL'))!, /expected a URL starting with http:\/\/ or https:\/\//);
-    assert.match(problems.find((p) => p.startsWith('API_PORT'))!, /whole number/);
-    assert.match(problems.find((p) => p.startsWith('TEMPORAL_TLS'))!, /true or false/);
+    assert.match(
+      problems.find((p) => p.startsWith('TEMPORAL_ADDRESS'))!,
+      /expected host:port.*\(got "localhost"\)/,
+    );
+    assert.match(
+      problems.find((p) => p.startsWith('QDRANT_URL'))!,
+      /expected a URL starting with http:\/\/ or https:\/\//,
+    );
+    assert.match(
+      problems.find((p) => p.startsWith('API_PORT'))!,
+      /whole number/,
+    );
+    assert.match(
+      problems.find((p) => p.startsWith('TEMPORAL_TLS'))!,
+      /true or false/,
+    );
   });
 
   test('cross-field rules: s3 needs a bucket, mTLS needs cert and key', () => {
@@ -41,7 +58,10 @@ describe('settings', () => {
   });
 
   test('unknown worker queues are rejected with the valid names', () => {
-    assert.match(problemsOf({ TWIN_WORKER_QUEUES: 'etl,gpu' })[0]!, /unknown queue "gpu".*pipelines, etl, features, llm, ml/);
+    assert.match(
+      problemsOf({ TWIN_WORKER_QUEUES: 'etl,gpu' })[0]!,
+      /unknown queue "gpu".*pipelines, etl, features, llm, ml/,
+    );
     assert.deepEqual(parseSettings({ TWIN_WORKER_QUEUES: 'etl, ml' }).workers.queues, ['etl', 'ml']);
   });
 
@@ -52,7 +72,10 @@ describe('settings', () => {
     const rendered = JSON.stringify(s) + inspect(s, { depth: 10 }) + String(s.llm.apiKey);
     assert.ok(!rendered.includes('hunter2') && !rendered.includes('sk-secret') && !rendered.includes('k1'));
     assert.equal(s.mongo.uri?.reveal(), 'mongodb://u:hunter2@h');
-    assert.deepEqual(s.api.keys.map((k: Secret) => k.reveal()), ['k1', 'k2']);
+    assert.deepEqual(
+      s.api.keys.map((k: Secret) => k.reveal()),
+      ['k1', 'k2'],
+    );
   });
 
   test('empty strings count as unset', () => {

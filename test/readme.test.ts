@@ -9,7 +9,10 @@ const ROOT = path.resolve(__dirname, '..');
 
 test('README documents every setting exactly as the schema defines it', async () => {
   const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
-  assert.ok(readme.includes(configTable()), 'README configuration table is stale: run `npm run config-table` and paste it');
+  assert.ok(
+    readme.includes(configTable()),
+    'README configuration table is stale: run `npm run config-table` and paste it',
+  );
   for (const { name } of ENV_VARIABLES) assert.ok(readme.includes(`\`${name}\``), `${name} missing from README`);
 });
 

@@ -23,7 +23,9 @@ function workflowSource(settings: Settings): Pick<WorkerOptions, 'workflowsPath'
 function versioning(settings: Settings): Pick<WorkerOptions, 'workerDeploymentOptions'> {
   const deployment = settings.workers.deployment;
   if (!deployment) return {};
-  return { workerDeploymentOptions: { version: deployment, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } };
+  return {
+    workerDeploymentOptions: { version: deployment, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' },
+  };
 }
 
 function queueOptions(queue: QueueName, settings: Settings): Partial<WorkerOptions> {
@@ -32,7 +34,10 @@ function queueOptions(queue: QueueName, settings: Settings): Partial<WorkerOptio
     case 'pipelines':
       return { maxConcurrentWorkflowTaskExecutions: Math.min(limit, 100), maxCachedWorkflows: 500 };
     case 'llm':
-      return { maxConcurrentActivityTaskExecutions: limit, maxTaskQueueActivitiesPerSecond: settings.workers.llmActivitiesPerSecond };
+      return {
+        maxConcurrentActivityTaskExecutions: limit,
+        maxTaskQueueActivitiesPerSecond: settings.workers.llmActivitiesPerSecond,
+      };
     default:
       return { maxConcurrentActivityTaskExecutions: limit };
   }

@@ -76,7 +76,10 @@ export async function startDevPlatform(settings: Settings, print: (line: string)
     }
     if (!settings.qdrant.url) {
       print('starting Qdrant stand-in …');
-      const qdrant = await startQdrantStandin({ dataDir: path.join(dataDir, 'qdrant'), port: await preferredPort(6333) });
+      const qdrant = await startQdrantStandin({
+        dataDir: path.join(dataDir, 'qdrant'),
+        port: await preferredPort(6333),
+      });
       services.push(qdrant);
       env.QDRANT_URL = qdrant.url;
     }

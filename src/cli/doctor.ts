@@ -27,11 +27,7 @@ async function check(name: string, run: () => Promise<string>, fix: string): Pro
 export async function runDoctor(settings: Settings): Promise<Check[]> {
   const checks: Check[] = [];
   const local = (name: string, script: string) =>
-    check(
-      `${name} installed`,
-      () => Promise.resolve(findBinary(name)),
-      `bash scripts/${script}`,
-    );
+    check(`${name} installed`, () => Promise.resolve(findBinary(name)), `bash scripts/${script}`);
   if (!settings.temporal.address) checks.push(await local('temporal', 'install-temporal.sh'));
   if (!settings.mongo.uri) checks.push(await local('ferretdb', 'install-ferretdb.sh'));
 
@@ -47,7 +43,9 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
           await client.connection.close();
         }
       },
-      settings.temporal.address ? 'check TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the TLS / API key settings' : 'start the local platform: npm run dev',
+      settings.temporal.address
+        ? 'check TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the TLS / API key settings'
+        : 'start the local platform: npm run dev',
     ),
   );
   checks.push(
@@ -79,7 +77,9 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
         await warehouse.close();
         return `${redactUri(settings.mongo.uri!.reveal())} database ${settings.mongo.database}`;
       },
-      settings.mongo.uri ? 'check MONGODB_URI and that the server is running' : 'start the local platform: npm run dev (or set MONGODB_URI)',
+      settings.mongo.uri
+        ? 'check MONGODB_URI and that the server is running'
+        : 'start the local platform: npm run dev (or set MONGODB_URI)',
     ),
   );
   checks.push(
@@ -94,7 +94,9 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
         if (!response.ok) throw new Error(`HTTP ${response.status} from ${settings.qdrant.url}`);
         return settings.qdrant.url;
       },
-      settings.qdrant.url ? 'check QDRANT_URL / QDRANT_API_KEY and that Qdrant is running' : 'start the local platform: npm run dev (or set QDRANT_URL)',
+      settings.qdrant.url
+        ? 'check QDRANT_URL / QDRANT_API_KEY and that Qdrant is running'
+        : 'start the local platform: npm run dev (or set QDRANT_URL)',
     ),
   );
   if (settings.artifacts.store === 'local') {

@@ -42,7 +42,9 @@ program
     print('');
     print(`LLM Twin local platform is up (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     if (platform.webUi) print(`  Temporal Web UI   ${platform.webUi}`);
-    print(`  Temporal          ${platform.env.TEMPORAL_ADDRESS ?? settings.temporal.address} (namespace ${settings.temporal.namespace})`);
+    print(
+      `  Temporal          ${platform.env.TEMPORAL_ADDRESS ?? settings.temporal.address} (namespace ${settings.temporal.namespace})`,
+    );
     print(`  MongoDB           ${platform.env.MONGODB_URI ?? '(MONGODB_URI)'}`);
     print(`  Qdrant            ${platform.env.QDRANT_URL ?? settings.qdrant.url}`);
     print(`  Artifacts         ${settings.artifacts.dir}`);
@@ -112,7 +114,9 @@ program
       const artifacts = await new ArtifactRegistry(warehouse.db).list(options);
       if (artifacts.length === 0) print('no artifacts yet');
       for (const a of artifacts) {
-        print(`${a.createdAt}  ${a.id.padEnd(40)} count=${a.count}  ${a.uri}  ← ${a.producer.workflowId}/${a.producer.activity}#${a.producer.attempt}`);
+        print(
+          `${a.createdAt}  ${a.id.padEnd(40)} count=${a.count}  ${a.uri}  ← ${a.producer.workflowId}/${a.producer.activity}#${a.producer.attempt}`,
+        );
       }
     } finally {
       await warehouse.close();
@@ -131,7 +135,9 @@ program
         process.exitCode = 1;
       }
       for (const { artifact, depth } of graph) {
-        print(`${'  '.repeat(depth)}${depth ? '← ' : ''}${artifact.id} (${artifact.kind}, ${artifact.count}) ${artifact.uri}`);
+        print(
+          `${'  '.repeat(depth)}${depth ? '← ' : ''}${artifact.id} (${artifact.kind}, ${artifact.count}) ${artifact.uri}`,
+        );
       }
     } finally {
       await warehouse.close();

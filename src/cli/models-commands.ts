@@ -54,7 +54,9 @@ export function registerModelsCommands(program: Command, platformSettings: () =>
         print(`  status       ${model.status}`);
         print(`  created      ${model.createdAt} by workflow ${model.workflowId}`);
         print(`  backend      ${model.backend} (job ${model.jobName}${model.jobArn ? `, ${model.jobArn}` : ''})`);
-        print(`  base model   ${model.baseModel}${model.baseModelVersion ? ` (model version ${model.baseModelVersion})` : ''}`);
+        print(
+          `  base model   ${model.baseModel}${model.baseModelVersion ? ` (model version ${model.baseModelVersion})` : ''}`,
+        );
         print(`  dataset      ${model.datasetArtifactId} (version ${model.datasetVersion})`);
         print(`  artifact     ${model.artifactUri}`);
         if (model.modelPackageArn) print(`  package      ${model.modelPackageArn}`);
@@ -69,7 +71,9 @@ export function registerModelsCommands(program: Command, platformSettings: () =>
         }
         print('  lineage');
         for (const { artifact, depth } of await new ArtifactRegistry(warehouse.db).lineage(model.artifactId)) {
-          print(`    ${'  '.repeat(depth)}${depth ? '← ' : ''}${artifact.id} (${artifact.kind}, ${artifact.count}) ${artifact.uri}`);
+          print(
+            `    ${'  '.repeat(depth)}${depth ? '← ' : ''}${artifact.id} (${artifact.kind}, ${artifact.count}) ${artifact.uri}`,
+          );
         }
       } finally {
         await warehouse.close();

@@ -95,7 +95,9 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   async get(key: string): Promise<Buffer> {
-    const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: joinKey(this.prefix, key) }));
+    const result = await this.client.send(
+      new GetObjectCommand({ Bucket: this.bucket, Key: joinKey(this.prefix, key) }),
+    );
     if (!result.Body) throw new Error(`empty S3 object ${this.uriOf(key)}`);
     return Buffer.from(await result.Body.transformToByteArray());
   }

@@ -87,7 +87,13 @@ async function loadEmbedder(settings: Settings): Promise<Embedder> {
   const { embedding } = settings;
   if (embedding.backend === 'openai') {
     const { dimension, modelId } = embeddingIdentity(settings);
-    return createEmbedder({ backend: 'openai', model: modelId, dimension, baseURL: embedding.apiBaseUrl, apiKey: embedding.apiKey?.reveal() });
+    return createEmbedder({
+      backend: 'openai',
+      model: modelId,
+      dimension,
+      baseURL: embedding.apiBaseUrl,
+      apiKey: embedding.apiKey?.reveal(),
+    });
   }
   return createEmbedder({ backend: 'local', modelDir: embedding.modelDir });
 }

@@ -23,7 +23,9 @@ export function createLogger(options: { level?: string; pretty?: boolean; name?:
     name: options.name ?? 'twin',
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname', sync: true } } } : {}),
+    ...(pretty
+      ? { transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname', sync: true } } }
+      : {}),
   });
 }
 

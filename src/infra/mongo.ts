@@ -28,7 +28,10 @@ export interface Warehouse {
 }
 
 /** Connects to MongoDB (or FerretDB), checks it answers, and ensures indexes. */
-export async function openWarehouse(config: Settings['mongo'], options: { timeoutMs?: number } = {}): Promise<Warehouse> {
+export async function openWarehouse(
+  config: Settings['mongo'],
+  options: { timeoutMs?: number } = {},
+): Promise<Warehouse> {
   if (!config.uri) {
     throw new ServiceUnavailableError(
       'MongoDB',
@@ -65,7 +68,12 @@ export async function ensureIndexes(db: Db): Promise<void> {
   for (const [name, indexes] of Object.entries(INDEXES)) {
     const collection = db.collection(name);
     const existing = new Set(
-      (await collection.listIndexes().toArray().catch(() => [])).map((index) => (index as { name?: string }).name),
+      (
+        await collection
+          .listIndexes()
+          .toArray()
+          .catch(() => [])
+      ).map((index) => (index as { name?: string }).name),
     );
     const missing = indexes.filter((index) => !existing.has(index.name));
     if (missing.length > 0) await collection.createIndexes(missing);

@@ -19,12 +19,15 @@ export function installTemporalRuntime(log: Logger): void {
     ERROR: 'error',
   };
   Runtime.install({
-    logger: new DefaultLogger('INFO', ({ level, message, meta }: { level: LogLevel; message: string; meta?: LogMetadata }) => {
-      if (QUIET_MESSAGES.some((quiet) => message.startsWith(quiet))) return sink.debug(meta ?? {}, message);
-      // pino serialises Errors only under `err`; the SDK puts them under `error`.
-      const { error, ...rest } = (meta ?? {}) as LogMetadata & { error?: unknown };
-      sink[levels[level]](error instanceof Error ? { ...rest, err: error } : (meta ?? {}), message);
-    }),
+    logger: new DefaultLogger(
+      'INFO',
+      ({ level, message, meta }: { level: LogLevel; message: string; meta?: LogMetadata }) => {
+        if (QUIET_MESSAGES.some((quiet) => message.startsWith(quiet))) return sink.debug(meta ?? {}, message);
+        // pino serialises Errors only under `err`; the SDK puts them under `error`.
+        const { error, ...rest } = (meta ?? {}) as LogMetadata & { error?: unknown };
+        sink[levels[level]](error instanceof Error ? { ...rest, err: error } : (meta ?? {}), message);
+      },
+    ),
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }), forward: {} } },
   });
 }

@@ -22,8 +22,10 @@ export interface TemporalConnectionOptions {
 }
 
 export async function connectionOptions(config: TemporalSettings): Promise<TemporalConnectionOptions> {
-  const cert = config.clientCert?.reveal() ?? (config.clientCertPath ? await readFile(config.clientCertPath, 'utf8') : undefined);
-  const key = config.clientKey?.reveal() ?? (config.clientKeyPath ? await readFile(config.clientKeyPath, 'utf8') : undefined);
+  const cert =
+    config.clientCert?.reveal() ?? (config.clientCertPath ? await readFile(config.clientCertPath, 'utf8') : undefined);
+  const key =
+    config.clientKey?.reveal() ?? (config.clientKeyPath ? await readFile(config.clientKeyPath, 'utf8') : undefined);
   return {
     address: temporalAddress(config),
     tls: cert && key ? { clientCertPair: { crt: Buffer.from(cert), key: Buffer.from(key) } } : config.tls,
@@ -55,7 +57,10 @@ export async function ensureSearchAttributes(client: Client, namespace: string, 
   const known = new Set(Object.keys(existing.customAttributes ?? {}));
   const missing = Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS).filter(([name]) => !known.has(name));
   if (missing.length === 0) return [];
-  const typeOf = { Keyword: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, KeywordList: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST };
+  const typeOf = {
+    Keyword: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    KeywordList: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+  };
   await client.connection.operatorService.addSearchAttributes({
     namespace,
     searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, typeOf[type]])),

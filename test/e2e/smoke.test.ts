@@ -41,7 +41,10 @@ describe('smoke workflow on the real dev server', () => {
 
     const note = await mongo.db(database).collection('smoke_notes').findOne({ workflowId });
     assert.equal(note?.message, 'hello');
-    const recorded = await mongo.db(database).collection('artifacts').findOne({ _id: result.artifact.id as never });
+    const recorded = await mongo
+      .db(database)
+      .collection('artifacts')
+      .findOne({ _id: result.artifact.id as never });
     assert.equal(recorded?.kind, 'smoke-note');
 
     const handle = client.workflow.getHandle(workflowId);
@@ -68,18 +71,28 @@ describe('smoke workflow on the real dev server', () => {
     // Wait until the note is written (the activity is then holding, heartbeating), and kill the worker hard.
     const notes = mongo.db(database).collection('smoke_notes');
     const deadline = Date.now() + 60_000;
-    while (!(await notes.findOne({ workflowId })) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.ok(await notes.findOne({ workflowId }), `the first attempt wrote its note; worker log:\n${workers.lines.slice(-30).join('\n')}`);
+    while (!(await notes.findOne({ workflowId })) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.ok(
+      await notes.findOne({ workflowId }),
+      `the first attempt wrote its note; worker log:\n${workers.lines.slice(-30).join('\n')}`,
+    );
     await workers.kill('SIGKILL');
 
     workers = await startWorkerProcess(['pipelines', 'etl'], workerEnv);
     const result = (await handle.result()) as SmokeResult;
-    assert.ok(result.artifact.producer.attempt >= 2, `retried after the crash (attempt ${result.artifact.producer.attempt})`);
+    assert.ok(
+      result.artifact.producer.attempt >= 2,
+      `retried after the crash (attempt ${result.artifact.producer.attempt})`,
+    );
 
     assert.equal(await notes.countDocuments({ workflowId }), 1, 'one note, however many attempts');
     const note = await notes.findOne({ workflowId });
     assert.deepEqual([...(note?.attempts as number[])].sort(), [1, result.artifact.producer.attempt].sort());
-    const artifacts = await mongo.db(database).collection('artifacts').countDocuments({ 'producer.workflowId': workflowId });
+    const artifacts = await mongo
+      .db(database)
+      .collection('artifacts')
+      .countDocuments({ 'producer.workflowId': workflowId });
     assert.equal(artifacts, 1, 'one artifact record');
   });
 });

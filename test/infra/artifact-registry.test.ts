@@ -6,7 +6,12 @@ import { ArtifactRegistry } from '../../src/infra/artifact-registry';
 import { ensureIndexes } from '../../src/infra/mongo';
 import { testEnv, uniqueName } from '../support/env';
 
-function artifact(kind: NewArtifact['kind'], content: unknown, inputs: string[] = [], workflowId = 'wf-1'): NewArtifact {
+function artifact(
+  kind: NewArtifact['kind'],
+  content: unknown,
+  inputs: string[] = [],
+  workflowId = 'wf-1',
+): NewArtifact {
   return {
     kind,
     uri: `file:///tmp/${kind}`,
@@ -39,7 +44,10 @@ describe('artifact registry (MongoDB protocol server)', () => {
     assert.equal(again.producer.workflowId, 'wf-1');
     assert.equal(await db.collection('artifacts').countDocuments({ _id: first.id as never }), 1);
     const doc = await db.collection('artifacts').findOne({ _id: first.id as never });
-    assert.deepEqual((doc?.seenIn as { workflowId: string }[]).map((s) => s.workflowId), ['wf-1', 'wf-2']);
+    assert.deepEqual(
+      (doc?.seenIn as { workflowId: string }[]).map((s) => s.workflowId),
+      ['wf-1', 'wf-2'],
+    );
   });
 
   test('lineage walks inputs back to the sources, each once', async () => {
@@ -66,6 +74,9 @@ describe('artifact registry (MongoDB protocol server)', () => {
     await registry.record(artifact('evaluation-report', 'r1'), new Date('2026-01-01T00:00:00Z'));
     await registry.record(artifact('evaluation-report', 'r2'), new Date('2026-02-01T00:00:00Z'));
     const reports = await registry.list({ kind: 'evaluation-report' });
-    assert.deepEqual(reports.map((r) => r.createdAt), ['2026-02-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z']);
+    assert.deepEqual(
+      reports.map((r) => r.createdAt),
+      ['2026-02-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'],
+    );
   });
 });

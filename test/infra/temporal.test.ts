@@ -35,7 +35,8 @@ describe('Temporal adapter', () => {
     await assert.rejects(
       connectClient(parseSettings({ TEMPORAL_ADDRESS: '127.0.0.1:1' }).temporal),
       (error: unknown) =>
-        error instanceof ServiceUnavailableError && /cannot reach 127\.0\.0\.1:1.*Check TEMPORAL_ADDRESS/.test(error.message),
+        error instanceof ServiceUnavailableError &&
+        /cannot reach 127\.0\.0\.1:1.*Check TEMPORAL_ADDRESS/.test(error.message),
     );
   });
 });

@@ -6,7 +6,9 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Debian's Chromium, headless, with the flags this offline machine needs (SERVICES.md). */
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: run \`bash scripts/install-chromium.sh\` (or set CHROMIUM_PATH)`);
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: run \`bash scripts/install-chromium.sh\` (or set CHROMIUM_PATH)`,
+    );
   }
   // playwright gives every launch a fresh, empty profile directory of its own.
   return chromium.launch({

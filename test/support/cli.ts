@@ -36,7 +36,12 @@ export function runTwin(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_
 }
 
 /** Starts a long-running `twin` command and resolves once its output matches `ready`. */
-export function startTwin(args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 180_000): Promise<{ child: ChildProcess; output: () => string }> {
+export function startTwin(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+  timeoutMs = 180_000,
+): Promise<{ child: ChildProcess; output: () => string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [TWIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

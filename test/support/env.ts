@@ -5,7 +5,9 @@
 export function requireEnv(name: string): string {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`${name} is not set: run the suite with \`npm test\` (it starts the services), or set ${name} yourself`);
+    throw new Error(
+      `${name} is not set: run the suite with \`npm test\` (it starts the services), or set ${name} yourself`,
+    );
   }
   return value;
 }

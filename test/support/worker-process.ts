@@ -15,17 +15,30 @@ export interface WorkerProcess {
  * Starts real worker processes (workers/main.ts) the way production does, and resolves once they poll.
  * A separate process, so a test can kill it mid-activity like a crashed container.
  */
-export async function startWorkerProcess(queues: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<WorkerProcess> {
+export async function startWorkerProcess(
+  queues: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'workers', 'main.ts')], {
     cwd: ROOT,
     // TWIN_EXIT_WITH_PARENT: if this test process dies, the workers stop instead of lingering as orphans.
-    env: { ...process.env, LOG_LEVEL: 'info', ...env, TWIN_WORKER_QUEUES: queues.join(','), TWIN_EXIT_WITH_PARENT: String(process.pid) },
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'info',
+      ...env,
+      TWIN_WORKER_QUEUES: queues.join(','),
+      TWIN_EXIT_WITH_PARENT: String(process.pid),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`workers not ready after ${timeoutMs} ms:\n${lines.slice(-20).join('\n')}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`workers not ready after ${timeoutMs} ms:\n${lines.slice(-20).join('\n')}`)),
+      timeoutMs,
+    );
     for (const stream of [child.stdout, child.stderr]) {
       readline.createInterface({ input: stream }).on('line', (line) => {
         lines.push(line);

@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   ContinueAsNew,
   continueAsNew,
@@ -24,6 +23,7 @@ import type { DocumentCategory } from '../src/domain/documents';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { QUEUES } from './queues';
 import { forEachLimited } from './concurrency';
+import { failureOf } from './failures';
 
 /**
  * featureEngineering — from an author's raw documents in the warehouse to the feature store in Qdrant:
@@ -206,14 +206,6 @@ function addEmbedding(totals: FeatureTotals, r: EmbedDocumentsResult): void {
   per.chunks += r.chunks;
 }
 
-function failureOf(error: unknown): { fatal: boolean; reason: string } {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-  const message = cause instanceof Error ? cause.message : String(cause);
-  const reason = `${type ?? (cause instanceof Error ? cause.name : 'error')}: ${message.length > 300 ? `${message.slice(0, 299)}…` : message}`;
-  return { fatal: type !== undefined && type !== null && FATAL_TYPES.includes(type), reason };
-}
-
 async function runBatch(batch: DocumentBatch, force: boolean, totals: FeatureTotals): Promise<void> {
   let stage: FailedBatch['stage'] = 'clean';
   try {
@@ -221,7 +213,7 @@ async function runBatch(batch: DocumentBatch, force: boolean, totals: FeatureTot
     stage = 'embed';
     addEmbedding(totals, await embedDocuments({ ids: batch.ids, category: batch.category, force }));
   } catch (error) {
-    const { fatal, reason } = failureOf(error);
+    const { fatal, reason } = failureOf(error, FATAL_TYPES);
     if (fatal) throw error;
     log.warn('feature batch failed', { category: batch.category, stage, reason });
     if (totals.failedBatches.length < MAX_LISTED_FAILURES) {

@@ -1,11 +1,4 @@
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  log,
-  proxyActivities,
-  upsertMemo,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { ApplicationFailure, log, proxyActivities, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type {
   BatchGenerationResult,
   DatasetActivities,
@@ -21,6 +14,7 @@ import type { DocumentCategory } from '../src/domain/documents';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { QUEUES } from './queues';
 import { forEachLimited } from './concurrency';
+import { failureOf } from './failures';
 
 /**
  * generateDatasets — cleaned documents (Qdrant `cleaned_*`) → extracts → LLM answers per batch → one dataset version.
@@ -116,14 +110,6 @@ const { generateForExtracts } = proxyActivities<DatasetActivities>({
   retry,
 });
 
-function failureOf(error: unknown): { fatal: boolean; reason: string } {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-  const message = cause instanceof Error ? cause.message : String(cause);
-  const reason = `${type ?? (cause instanceof Error ? cause.name : 'error')}: ${message.length > 300 ? `${message.slice(0, 299)}…` : message}`;
-  return { fatal: type !== undefined && type !== null && FATAL_TYPES.includes(type), reason };
-}
-
 function add(totals: GenerationTotals, r: BatchGenerationResult): void {
   totals.batchesSucceeded += 1;
   totals.answered += r.answered;
@@ -190,7 +176,7 @@ export async function generateDatasets(input: GenerateDatasetsInput): Promise<Ge
       try {
         add(totals, await generateForExtracts({ ...run, batchKey: batch.key }));
       } catch (error) {
-        const { fatal, reason } = failureOf(error);
+        const { fatal, reason } = failureOf(error, FATAL_TYPES);
         if (fatal) throw error;
         log.warn('dataset batch failed', { batchKey: batch.key, reason });
         if (totals.failedBatches.length < MAX_LISTED_FAILURES)

@@ -19,8 +19,16 @@ export function activitiesForQueue(
     case 'features':
       return { ...common, ...createFeatureActivities(deps) };
     case 'llm':
-      return { ...common, ...createDatasetActivities(deps) };
+      return {
+        ...common,
+        ...createDatasetActivities(deps),
+        // @activities:llm (one line per factory)
+      };
     case 'ml':
-      return { ...common, ...createTrainingActivities(deps) };
+      return {
+        ...common,
+        ...createTrainingActivities(deps),
+        // @activities:ml (one line per factory)
+      };
   }
 }

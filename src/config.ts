@@ -218,6 +218,10 @@ const envSchema = z.object({
     .default(30)
     .describe('Seconds between status polls of a SageMaker training job (local jobs: 2 s)'),
 
+  // @settings-schema:rag (issue 8: retrieval, generation, API, traces)
+  // @settings-schema:evaluation (issue 7: evaluateModel)
+  // @settings-schema:serving (issue 7: deployModel, endpoints)
+  // @settings-schema:schedules (issue 7: continuousTraining, schedules)
   API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
   API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
 
@@ -356,6 +360,10 @@ function buildSettings(env: z.output<typeof envSchema>) {
         inferenceImageUri: env.SAGEMAKER_INFERENCE_IMAGE_URI,
       },
     },
+    // @settings-build:rag
+    // @settings-build:evaluation
+    // @settings-build:serving
+    // @settings-build:schedules
     api: {
       keys: env.API_KEYS
         ? env.API_KEYS.reveal()

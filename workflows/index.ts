@@ -4,3 +4,4 @@ export { trainModel } from './train-model';
 export { digitalDataEtl } from './digital-data-etl';
 export { featureEngineering } from './feature-engineering';
 export { generateDatasets } from './generate-datasets';
+// @workflows (one export line per workflow)

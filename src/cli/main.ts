@@ -149,6 +149,7 @@ registerFeatureCommands(program, { platformSettings, webUiLink, print });
 registerDatasetCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });
+// @cli:register (one line per command group)
 
 function explain(error: unknown): string {
   if (error instanceof Error && error.name === 'ServiceError') {

@@ -19,6 +19,7 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { mode: 1, createdAt: -1 }, name: 'mode_createdAt' },
     { key: { datasetArtifactId: 1 }, name: 'datasetArtifactId' },
   ],
+  // @indexes (one entry per collection, owner's issue in a comment)
 };
 
 export interface Warehouse {

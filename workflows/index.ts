@@ -5,3 +5,4 @@ export { digitalDataEtl } from './digital-data-etl';
 export { featureEngineering } from './feature-engineering';
 export { generateDatasets } from './generate-datasets';
 // @workflows (one export line per workflow)
+export { deployModel } from './deploy-model';

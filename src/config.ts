@@ -224,6 +224,19 @@ const envSchema = z.object({
   // @settings-schema:schedules (issue 7: continuousTraining, schedules)
   API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
   API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
+  API_HOST: z
+    .string()
+    .min(1)
+    .default('0.0.0.0')
+    .describe('Interface the RAG API listens on (`twin serve` uses 127.0.0.1)'),
+  API_ALLOW_NO_KEYS: bool
+    .default(false)
+    .describe('Local development only: start the RAG API without API_KEYS and accept every request unauthenticated'),
+  API_RATE_LIMIT: positiveInt
+    .default(120)
+    .describe('Requests per API key (per client IP without keys) per API_RATE_LIMIT_WINDOW_S on /rag and /v1/*'),
+  API_RATE_LIMIT_WINDOW_S: positiveInt.default(60).describe('Window of API_RATE_LIMIT, in seconds'),
+  API_BODY_LIMIT_BYTES: positiveInt.default(65_536).describe('Largest request body the RAG API accepts (413 above)'),
 
   ETL_SSRF_ALLOW: ipList
     .default('')
@@ -373,6 +386,10 @@ function buildSettings(env: z.output<typeof envSchema>) {
             .map((key) => new Secret(key))
         : [],
       port: env.API_PORT,
+      host: env.API_HOST,
+      allowNoKeys: env.API_ALLOW_NO_KEYS,
+      rateLimit: { max: env.API_RATE_LIMIT, windowSeconds: env.API_RATE_LIMIT_WINDOW_S },
+      bodyLimitBytes: env.API_BODY_LIMIT_BYTES,
     },
     etl: {
       ssrfAllow: env.ETL_SSRF_ALLOW.split(',')

@@ -6,3 +6,4 @@ export { featureEngineering } from './feature-engineering';
 export { generateDatasets } from './generate-datasets';
 // @workflows (one export line per workflow)
 export { deployModel } from './deploy-model';
+export { evaluateModel } from './evaluate-model';

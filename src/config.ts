@@ -219,6 +219,56 @@ const envSchema = z.object({
     .describe('Seconds between status polls of a SageMaker training job (local jobs: 2 s)'),
 
   // @settings-schema:rag (issue 8: retrieval, generation, API, traces)
+  RAG_TOP_K: positiveInt.default(5).describe('RAG: chunks kept after rerank (a request may ask for another k)'),
+  RAG_EXPANSIONS: positiveInt
+    .default(3)
+    .describe('RAG: queries searched per question: the original plus N-1 LLM rewrites (1 = no expansion)'),
+  RAG_SEARCH_LIMIT: positiveInt.default(8).describe('RAG: nearest chunks fetched per query and collection'),
+  RAG_CONTEXT_TOKENS: positiveInt.default(2000).describe('RAG: token budget of the context passed to the model'),
+  RAG_SELF_QUERY: bool
+    .default(true)
+    .describe('RAG: extract the author a question is about with the LLM (looked up, never created)'),
+  RAG_RERANKER: z
+    .enum(['auto', 'cross-encoder', 'none'])
+    .default('auto')
+    .describe('RAG: rerank with the in-process cross-encoder (auto = when its model is installed) or keep search order'),
+  RAG_RERANKER_MODEL_DIR: z
+    .string()
+    .optional()
+    .describe('RAG: cross-encoder ONNX model folder; default $TWIN_HOME/models/ms-marco-MiniLM-L-4-v2'),
+  RAG_GENERATOR: z
+    .enum(['openai', 'sagemaker', 'endpoint'])
+    .default('openai')
+    .describe('RAG: answer with an OpenAI-compatible server, a SageMaker endpoint, or what the endpoints collection says'),
+  RAG_GENERATOR_BASE_URL: url(['http:', 'https:'])
+    .optional()
+    .describe('RAG: OpenAI-compatible base URL (incl. /v1) of the generator; default OPENAI_BASE_URL'),
+  RAG_GENERATOR_MODEL: z.string().min(1).optional().describe('RAG: model id of the generator; default LLM_MODEL'),
+  RAG_SAGEMAKER_ENDPOINT: z
+    .string()
+    .optional()
+    .describe('RAG: SageMaker endpoint name (RAG_GENERATOR=sagemaker)'),
+  RAG_SAGEMAKER_PAYLOAD: z
+    .enum(['tgi', 'lmi'])
+    .default('tgi')
+    .describe('RAG: request/response shape of the SageMaker endpoint container (TGI or LMI/DJL)'),
+  RAG_ENDPOINT_NAME: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('RAG: _id of the endpoints document to serve from (RAG_GENERATOR=endpoint); default SERVING_ENDPOINT_NAME or llm-twin'),
+  RAG_MAX_TOKENS: positiveInt.default(512).describe('RAG: most tokens generated per answer (a request may ask fewer)'),
+  RAG_TEMPERATURE: z.coerce.number().min(0).max(2).default(0.3).describe('RAG: sampling temperature of answers'),
+  RAG_LLM_TIMEOUT_MS: positiveInt
+    .default(60_000)
+    .describe('RAG: timeout of one LLM call (self-query, expansion, generation)'),
+  RAG_TRACES: bool.default(true).describe('RAG: store a trace of every request in the MongoDB traces collection'),
+  RAG_EVAL_SAMPLE_RATE: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0)
+    .describe('RAG: fraction of answered requests copied into rag_eval_samples for evaluation (0..1)'),
   // @settings-schema:evaluation (issue 7: evaluateModel)
   // @settings-schema:serving (issue 7: deployModel, endpoints)
   // @settings-schema:schedules (issue 7: continuousTraining, schedules)
@@ -374,6 +424,27 @@ function buildSettings(env: z.output<typeof envSchema>) {
       },
     },
     // @settings-build:rag
+    rag: {
+      topK: env.RAG_TOP_K,
+      expansions: env.RAG_EXPANSIONS,
+      searchLimit: env.RAG_SEARCH_LIMIT,
+      contextTokens: env.RAG_CONTEXT_TOKENS,
+      selfQuery: env.RAG_SELF_QUERY,
+      reranker: env.RAG_RERANKER,
+      rerankerModelDir: env.RAG_RERANKER_MODEL_DIR ?? path.join(env.TWIN_HOME, 'models', 'ms-marco-MiniLM-L-4-v2'),
+      generator: env.RAG_GENERATOR,
+      generatorBaseUrl: env.RAG_GENERATOR_BASE_URL ?? env.OPENAI_BASE_URL,
+      generatorModel: env.RAG_GENERATOR_MODEL ?? env.LLM_MODEL,
+      sagemakerEndpoint: env.RAG_SAGEMAKER_ENDPOINT,
+      sagemakerPayload: env.RAG_SAGEMAKER_PAYLOAD,
+      endpointName:
+        env.RAG_ENDPOINT_NAME ?? (env as { SERVING_ENDPOINT_NAME?: string }).SERVING_ENDPOINT_NAME ?? 'llm-twin',
+      maxTokens: env.RAG_MAX_TOKENS,
+      temperature: env.RAG_TEMPERATURE,
+      llmTimeoutMs: env.RAG_LLM_TIMEOUT_MS,
+      traces: env.RAG_TRACES,
+      evalSampleRate: env.RAG_EVAL_SAMPLE_RATE,
+    },
     // @settings-build:evaluation
     // @settings-build:serving
     // @settings-build:schedules

@@ -231,7 +231,9 @@ const envSchema = z.object({
   RAG_RERANKER: z
     .enum(['auto', 'cross-encoder', 'none'])
     .default('auto')
-    .describe('RAG: rerank with the in-process cross-encoder (auto = when its model is installed) or keep search order'),
+    .describe(
+      'RAG: rerank with the in-process cross-encoder (auto = when its model is installed) or keep search order',
+    ),
   RAG_RERANKER_MODEL_DIR: z
     .string()
     .optional()
@@ -239,15 +241,14 @@ const envSchema = z.object({
   RAG_GENERATOR: z
     .enum(['openai', 'sagemaker', 'endpoint'])
     .default('openai')
-    .describe('RAG: answer with an OpenAI-compatible server, a SageMaker endpoint, or what the endpoints collection says'),
+    .describe(
+      'RAG: answer with an OpenAI-compatible server, a SageMaker endpoint, or what the endpoints collection says',
+    ),
   RAG_GENERATOR_BASE_URL: url(['http:', 'https:'])
     .optional()
     .describe('RAG: OpenAI-compatible base URL (incl. /v1) of the generator; default OPENAI_BASE_URL'),
   RAG_GENERATOR_MODEL: z.string().min(1).optional().describe('RAG: model id of the generator; default LLM_MODEL'),
-  RAG_SAGEMAKER_ENDPOINT: z
-    .string()
-    .optional()
-    .describe('RAG: SageMaker endpoint name (RAG_GENERATOR=sagemaker)'),
+  RAG_SAGEMAKER_ENDPOINT: z.string().optional().describe('RAG: SageMaker endpoint name (RAG_GENERATOR=sagemaker)'),
   RAG_SAGEMAKER_PAYLOAD: z
     .enum(['tgi', 'lmi'])
     .default('tgi')
@@ -256,7 +257,9 @@ const envSchema = z.object({
     .string()
     .min(1)
     .optional()
-    .describe('RAG: _id of the endpoints document to serve from (RAG_GENERATOR=endpoint); default SERVING_ENDPOINT_NAME or llm-twin'),
+    .describe(
+      'RAG: _id of the endpoints document to serve from (RAG_GENERATOR=endpoint); default SERVING_ENDPOINT_NAME or llm-twin',
+    ),
   RAG_MAX_TOKENS: positiveInt.default(512).describe('RAG: most tokens generated per answer (a request may ask fewer)'),
   RAG_TEMPERATURE: z.coerce.number().min(0).max(2).default(0.3).describe('RAG: sampling temperature of answers'),
   RAG_LLM_TIMEOUT_MS: positiveInt

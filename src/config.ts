@@ -273,6 +273,79 @@ const envSchema = z.object({
     .default(0)
     .describe('RAG: fraction of answered requests copied into rag_eval_samples for evaluation (0..1)'),
   // @settings-schema:evaluation (issue 7: evaluateModel)
+  EVAL_MIN_ACCURACY: z.coerce
+    .number()
+    .min(1)
+    .max(3)
+    .default(2)
+    .describe('evaluateModel gate: lowest mean judge accuracy (1-3) a model must reach (a run can override it)'),
+  EVAL_MIN_STYLE: z.coerce
+    .number()
+    .min(1)
+    .max(3)
+    .default(2)
+    .describe('evaluateModel gate: lowest mean judge style score (1-3) a model must reach (a run can override it)'),
+  EVAL_MIN_FAITHFULNESS: z.coerce
+    .number()
+    .min(1)
+    .max(3)
+    .optional()
+    .describe('evaluateModel gate: lowest mean RAG faithfulness (1-3); unset = reported, not gated'),
+  EVAL_MIN_CONTEXT_RELEVANCE: z.coerce
+    .number()
+    .min(1)
+    .max(3)
+    .optional()
+    .describe('evaluateModel gate: lowest mean RAG context relevance (1-3); unset = reported, not gated'),
+  EVAL_MAX_JUDGE_FAILURE_RATE: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.1)
+    .describe('evaluateModel gate: fail when more than this share of judge calls failed (invalid JSON, out of range)'),
+  EVAL_MAX_SAMPLES: positiveInt.default(200).describe('evaluateModel: test-split rows evaluated (a run can ask fewer)'),
+  EVAL_MAX_NEW_TOKENS: positiveInt.default(512).describe('evaluateModel: most tokens the candidate generates per answer'),
+  EVAL_TEMPERATURE: z.coerce
+    .number()
+    .min(0)
+    .max(2)
+    .default(0)
+    .describe('evaluateModel: sampling temperature of the candidate (0 = greedy, reproducible)'),
+  EVAL_GENERATION_BATCH_SIZE: positiveInt
+    .default(8)
+    .describe('evaluateModel: prompts per batch of the local generator (jobs/evaluate/generate.py)'),
+  EVAL_GENERATION_CONCURRENCY: positiveInt
+    .default(4)
+    .describe('evaluateModel: answers requested at once from an OpenAI-compatible server or SageMaker endpoint'),
+  EVAL_GENERATOR_BASE_URL: url(['http:', 'https:'])
+    .optional()
+    .describe('evaluateModel: OpenAI-compatible base URL (incl. /v1) serving the candidate (generator backend openai)'),
+  EVAL_SAGEMAKER_ENDPOINT: z
+    .string()
+    .optional()
+    .describe('evaluateModel: SageMaker endpoint serving the candidate (generator backend sagemaker); default SERVING_ENDPOINT_NAME'),
+  EVAL_JUDGE_MODEL: z.string().min(1).optional().describe('evaluateModel: judge model; default LLM_MODEL'),
+  EVAL_JUDGE_BASE_URL: url(['http:', 'https:'])
+    .optional()
+    .describe('evaluateModel: OpenAI-compatible base URL of the judge; default OPENAI_BASE_URL'),
+  EVAL_JUDGE_CONCURRENCY: positiveInt.default(4).describe('evaluateModel: judge requests in flight at once'),
+  EVAL_JUDGE_REQUESTS_PER_MINUTE: positiveInt
+    .optional()
+    .describe('evaluateModel: judge requests per minute (every HTTP attempt counted); unset = no limit'),
+  EVAL_JUDGE_ATTEMPTS: positiveInt
+    .default(2)
+    .describe('evaluateModel: judge completions per sample before an invalid answer counts as a judge failure'),
+  EVAL_RAG_QUESTIONS: z
+    .string()
+    .optional()
+    .describe('evaluateModel: RAG question set (YAML/JSON); default configs/evaluation/rag-questions.yaml'),
+  EVAL_RAG_MAX_QUESTIONS: positiveInt
+    .default(50)
+    .describe('evaluateModel: RAG questions/samples judged per run (file questions first, then rag_eval_samples)'),
+  EVAL_DIR: z
+    .string()
+    .optional()
+    .describe('evaluateModel: local scratch for the local generator (inputs, answers); default $TWIN_DATA_DIR/evaluation'),
   // @settings-schema:serving (issue 7: deployModel, endpoints)
   SERVING_BACKEND: z
     .enum(['local', 'sagemaker'])
@@ -380,6 +453,13 @@ const envSchema = z.object({
     .default(60)
     .describe('Autoscaling: scale-out cooldown (s)'),
   // @settings-schema:schedules (issue 7: continuousTraining, schedules)
+  TRAIN_ON_NEW_DATASET: bool
+    .default(false)
+    .describe('generateDatasets starts continuousTraining when it registers a new dataset version'),
+  CONTINUOUS_TRAINING_SCHEDULE: z
+    .string()
+    .default('configs/schedules/continuous-training.yaml')
+    .describe('Schedule spec whose continuousTraining input the new-dataset trigger uses (relative to the working dir)'),
   API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
   API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
   API_HOST: z
@@ -554,6 +634,33 @@ function buildSettings(env: z.output<typeof envSchema>) {
       evalSampleRate: env.RAG_EVAL_SAMPLE_RATE,
     },
     // @settings-build:evaluation
+    evaluation: {
+      thresholds: {
+        accuracy: env.EVAL_MIN_ACCURACY,
+        style: env.EVAL_MIN_STYLE,
+        faithfulness: env.EVAL_MIN_FAITHFULNESS,
+        contextRelevance: env.EVAL_MIN_CONTEXT_RELEVANCE,
+      },
+      maxJudgeFailureRate: env.EVAL_MAX_JUDGE_FAILURE_RATE,
+      maxSamples: env.EVAL_MAX_SAMPLES,
+      maxNewTokens: env.EVAL_MAX_NEW_TOKENS,
+      temperature: env.EVAL_TEMPERATURE,
+      generationBatchSize: env.EVAL_GENERATION_BATCH_SIZE,
+      generationConcurrency: env.EVAL_GENERATION_CONCURRENCY,
+      generatorBaseUrl: env.EVAL_GENERATOR_BASE_URL,
+      sagemakerEndpoint: env.EVAL_SAGEMAKER_ENDPOINT,
+      judge: {
+        model: env.EVAL_JUDGE_MODEL ?? env.LLM_MODEL,
+        baseUrl: env.EVAL_JUDGE_BASE_URL ?? env.OPENAI_BASE_URL,
+        apiKey: env.OPENAI_API_KEY,
+        concurrency: env.EVAL_JUDGE_CONCURRENCY,
+        requestsPerMinute: env.EVAL_JUDGE_REQUESTS_PER_MINUTE,
+        attempts: env.EVAL_JUDGE_ATTEMPTS,
+      },
+      ragQuestions: env.EVAL_RAG_QUESTIONS,
+      ragMaxQuestions: env.EVAL_RAG_MAX_QUESTIONS,
+      dir: env.EVAL_DIR ?? path.join(dataDir, 'evaluation'),
+    },
     // @settings-build:serving
     serving: {
       backend: env.SERVING_BACKEND,
@@ -597,6 +704,10 @@ function buildSettings(env: z.output<typeof envSchema>) {
       },
     },
     // @settings-build:schedules
+    schedules: {
+      trainOnNewDataset: env.TRAIN_ON_NEW_DATASET,
+      continuousTrainingSpec: env.CONTINUOUS_TRAINING_SCHEDULE,
+    },
     api: {
       keys: env.API_KEYS
         ? env.API_KEYS.reveal()

@@ -4,6 +4,7 @@ import { createDatasetActivities } from './datasets';
 import { createEtlActivities } from './etl';
 import { createFeatureActivities } from './features';
 import { createPingActivities } from './ping';
+import { createPipelineStateActivities } from './pipeline-state';
 import { createSmokeActivities } from './smoke';
 import { createTrainingActivities } from './training';
 
@@ -29,6 +30,7 @@ export function activitiesForQueue(
         ...common,
         ...createTrainingActivities(deps),
         // @activities:ml (one line per factory)
+        ...createPipelineStateActivities(deps),
       };
   }
 }

@@ -20,6 +20,9 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { datasetArtifactId: 1 }, name: 'datasetArtifactId' },
   ],
   // @indexes (one entry per collection, owner's issue in a comment)
+  // issue 8 (src/rag/tracing.ts): traces are listed newest first; eval samples read by date.
+  traces: [{ key: { createdAt: -1 }, name: 'createdAt' }],
+  rag_eval_samples: [{ key: { createdAt: -1 }, name: 'createdAt' }],
 };
 
 export interface Warehouse {

@@ -452,6 +452,35 @@ export class VectorStore {
     }));
   }
 
+  /**
+   * Nearest chunks to each of several query vectors in one request (Qdrant's query batch), with the same
+   * optional author / document filter for all; one result list per vector, in order.
+   */
+  async searchChunksBatch(
+    category: DocumentCategory,
+    vectors: (Float32Array | number[])[],
+    options: { limit?: number; authorIds?: string[]; documentIds?: string[]; scoreThreshold?: number } = {},
+  ): Promise<ScoredChunk[][]> {
+    if (vectors.length === 0) return [];
+    await this.ensureCollection('embedded', category);
+    const must: Condition[] = [];
+    if (options.authorIds) must.push({ key: 'author_id', match: { any: options.authorIds } });
+    if (options.documentIds) must.push({ key: 'document_id', match: { any: options.documentIds } });
+    const filter = must.length > 0 ? { must } : undefined;
+    const responses = await this.client.queryBatch(this.name('embedded', category), {
+      searches: vectors.map((vector) => ({
+        query: Array.from(vector),
+        filter,
+        limit: options.limit ?? 10,
+        with_payload: true,
+        score_threshold: options.scoreThreshold,
+      })),
+    });
+    return responses.map((response) =>
+      response.points.map((p) => ({ id: String(p.id), score: p.score, payload: p.payload as unknown as ChunkPayload })),
+    );
+  }
+
   /** Points of a collection (no vectors), page by page with scroll; optionally filtered by author. */
   async *scrollPayloads<T = Record<string, unknown>>(
     kind: CollectionKind,

@@ -38,15 +38,24 @@ export function sampleSiteArticles(dir = SAMPLE_SITE_DIR): SampleSiteArticle[] {
 }
 
 /** Starts the static server on 127.0.0.1 (port 0 = a free one). */
-export async function startSampleSite(options: { port?: number; dir?: string } = {}): Promise<SampleSite> {
+export async function startSampleSite(
+  options: {
+    port?: number;
+    dir?: string;
+    /** answer article pages after this many ms (failure drills use it to hold crawls in flight) */
+    articleDelayMs?: number;
+  } = {},
+): Promise<SampleSite> {
   const dir = options.dir ?? SAMPLE_SITE_DIR;
   const articles = sampleSiteArticles(dir);
   const hits = new Map<string, number>();
   const app = Fastify({ logger: false });
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', async (request) => {
     const p = request.url.split('?')[0]!;
     hits.set(p, (hits.get(p) ?? 0) + 1);
-    done();
+    if (options.articleDelayMs && p.startsWith('/posts/')) {
+      await new Promise((resolve) => setTimeout(resolve, options.articleDelayMs));
+    }
   });
   await app.register(fastifyStatic, { root: dir, index: ['index.html'], dotfiles: 'deny' });
   await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });

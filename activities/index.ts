@@ -4,7 +4,7 @@ import { createDatasetActivities } from './datasets';
 import { createEtlActivities } from './etl';
 import { createFeatureActivities } from './features';
 import { createPingActivities } from './ping';
-import { createPipelineStateActivities } from './pipeline-state';
+import { createPipelineStateActivities, createTrainingTriggerActivities } from './pipeline-state';
 import { createSmokeActivities } from './smoke';
 import { createTrainingActivities } from './training';
 
@@ -24,6 +24,7 @@ export function activitiesForQueue(
         ...common,
         ...createDatasetActivities(deps),
         // @activities:llm (one line per factory)
+        ...createTrainingTriggerActivities(deps),
       };
     case 'ml':
       return {

@@ -13,6 +13,8 @@ export interface TrainingTriggerInput {
   version: string;
   /** false when the run re-produced a version that already existed */
   created: boolean;
+  /** start even when TRAIN_ON_NEW_DATASET is off (the run asked for it) */
+  force?: boolean;
 }
 
 export type TrainingTrigger =
@@ -36,7 +38,12 @@ export function createPipelineStateActivities(deps: Dependencies) {
       const newest = async (kind: 'instruction-dataset' | 'preference-dataset'): Promise<DatasetCandidate | null> => {
         const [ref] = await registry.list({ kind, limit: 1 });
         return ref
-          ? { artifactId: ref.id, version: String(ref.metadata.version ?? ref.checksum), createdAt: ref.createdAt, count: ref.count }
+          ? {
+              artifactId: ref.id,
+              version: String(ref.metadata.version ?? ref.checksum),
+              createdAt: ref.createdAt,
+              count: ref.count,
+            }
           : null;
       };
       const trained = async (mode: 'sft' | 'dpo'): Promise<TrainedModelInfo | null> => {
@@ -59,36 +66,6 @@ export function createPipelineStateActivities(deps: Dependencies) {
       return { instruction, preference, lastSft, lastDpo };
     },
 
-    /**
-     * Whether generateDatasets should start continuousTraining for the version it registered: only when
-     * TRAIN_ON_NEW_DATASET is on and the version is new; the input is the action input of the continuous-training
-     * schedule spec (CONTINUOUS_TRAINING_SCHEDULE), so the trigger and the schedule train the same way.
-     */
-    async trainingTriggerFor(input: TrainingTriggerInput): Promise<TrainingTrigger> {
-      const { trainOnNewDataset, continuousTrainingSpec } = deps.settings.schedules;
-      if (!trainOnNewDataset) return { start: false, reason: 'TRAIN_ON_NEW_DATASET is off' };
-      if (!input.created) return { start: false, reason: `dataset version ${input.version} existed already` };
-      const file = path.resolve(continuousTrainingSpec);
-      try {
-        const spec = await loadScheduleSpec(file);
-        if (spec.action.workflow !== 'continuousTraining') {
-          throw badInput(`${file} starts ${spec.action.workflow}, not continuousTraining`, 'BadSchedule');
-        }
-        return {
-          start: true,
-          workflowId: TRIGGERED_TRAINING_WORKFLOW_ID,
-          input: spec.action.input as ContinuousTrainingInput,
-          reason: `new ${input.type} dataset version ${input.version}`,
-        };
-      } catch (error) {
-        if (error instanceof ScheduleSpecError) throw badInput(error.message, 'BadSchedule');
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw badInput(`CONTINUOUS_TRAINING_SCHEDULE ${file} does not exist`, 'BadSchedule');
-        }
-        throw error;
-      }
-    },
-
     /** A reviewer (or the timeout policy) rejected the deployment: the model version becomes Rejected. */
     async recordApprovalDecision(input: { model: string; approved: boolean }): Promise<void> {
       const registry = await models();
@@ -100,3 +77,43 @@ export function createPipelineStateActivities(deps: Dependencies) {
 }
 
 export type PipelineStateActivities = ReturnType<typeof createPipelineStateActivities>;
+
+/**
+ * The new-dataset trigger, on twin-llm next to the rest of generateDatasets' activities (so a datasets-only
+ * deployment without a twin-ml worker never waits for it).
+ */
+export function createTrainingTriggerActivities(deps: Dependencies) {
+  return {
+    /**
+     * Whether generateDatasets should start continuousTraining for the version it registered: only when
+     * TRAIN_ON_NEW_DATASET is on and the version is new; the input is the action input of the continuous-training
+     * schedule spec (CONTINUOUS_TRAINING_SCHEDULE), so the trigger and the schedule train the same way.
+     */
+    async trainingTriggerFor(input: TrainingTriggerInput): Promise<TrainingTrigger> {
+      const { trainOnNewDataset, continuousTrainingSpec } = deps.settings.schedules;
+      if (!trainOnNewDataset && !input.force) return { start: false, reason: 'TRAIN_ON_NEW_DATASET is off' };
+      if (!input.created) return { start: false, reason: `dataset version ${input.version} existed already` };
+      const file = path.resolve(continuousTrainingSpec);
+      try {
+        const spec = await loadScheduleSpec(file);
+        if (spec.action.workflow !== 'continuousTraining') {
+          throw badInput(`${file} starts ${spec.action.workflow}, not continuousTraining`, 'BadSchedule');
+        }
+        return {
+          start: true,
+          workflowId: TRIGGERED_TRAINING_WORKFLOW_ID,
+          input: spec.action.input,
+          reason: `new ${input.type} dataset version ${input.version}`,
+        };
+      } catch (error) {
+        if (error instanceof ScheduleSpecError) throw badInput(error.message, 'BadSchedule');
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw badInput(`CONTINUOUS_TRAINING_SCHEDULE ${file} does not exist`, 'BadSchedule');
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+export type TrainingTriggerActivities = ReturnType<typeof createTrainingTriggerActivities>;

@@ -15,6 +15,7 @@ import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { QUEUES } from './queues';
 import { forEachLimited } from './concurrency';
 import { failureOf } from './failures';
+import { startTrainingOnNewDataset } from './training-trigger';
 
 /**
  * generateDatasets — cleaned documents (Qdrant `cleaned_*`) → extracts → LLM answers per batch → one dataset version.
@@ -54,6 +55,8 @@ export interface GenerateDatasetsInput {
   params?: Partial<GeneratorParams>;
   /** cleaned-documents artifacts (lineage); default the newest recorded for each author */
   sourceArtifactIds?: string[];
+  /** start continuousTraining when this run registers a new version (default: the TRAIN_ON_NEW_DATASET setting) */
+  trainOnNewVersion?: boolean;
 }
 
 export interface FailedDatasetBatch {
@@ -202,6 +205,7 @@ export async function generateDatasets(input: GenerateDatasetsInput): Promise<Ge
       train: dataset.counts.train,
       test: dataset.counts.test,
     });
+    await startTrainingOnNewDataset(dataset, input.trainOnNewVersion);
     return {
       type: input.type,
       authors: prepared.authors,

@@ -5,5 +5,7 @@ export { digitalDataEtl } from './digital-data-etl';
 export { featureEngineering } from './feature-engineering';
 export { generateDatasets } from './generate-datasets';
 // @workflows (one export line per workflow)
+export { endToEnd } from './end-to-end';
+export { continuousTraining } from './continuous-training';
 export { deployModel } from './deploy-model';
 export { evaluateModel } from './evaluate-model';

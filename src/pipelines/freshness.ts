@@ -61,7 +61,10 @@ export function isNewerDataset(candidate: DatasetCandidate, trainedOn: TrainedMo
 export function planTraining(facts: TrainingFacts, options: { dpo: boolean }): TrainingPlan {
   const { instruction, preference, lastSft, lastDpo } = facts;
   if (instruction && instruction.count > 0 && isNewerDataset(instruction, lastSft)) {
-    const dpo = options.dpo && preference && preference.count > 0 ? { dataset: preference.artifactId, base: 'new-sft' as const } : null;
+    const dpo =
+      options.dpo && preference && preference.count > 0
+        ? { dataset: preference.artifactId, base: 'new-sft' as const }
+        : null;
     return {
       action: 'train',
       sft: { dataset: instruction.artifactId },

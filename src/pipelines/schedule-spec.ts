@@ -46,9 +46,13 @@ const oneOrMany = <T extends z.ZodType>(item: T) =>
 const cronExpression = z
   .string()
   .trim()
-  .refine((v) => /^@(yearly|annually|monthly|weekly|daily|midnight|hourly|every\s+\S+)$/.test(v) || v.split(/\s+/).length >= 5, {
-    message: 'expected a cron expression ("0 3 * * *") or @daily/@hourly/@every 6h',
-  });
+  .refine(
+    (v) =>
+      /^@(yearly|annually|monthly|weekly|daily|midnight|hourly|every\s+\S+)$/.test(v) || v.split(/\s+/).length >= 5,
+    {
+      message: 'expected a cron expression ("0 3 * * *") or @daily/@hourly/@every 6h',
+    },
+  );
 
 /** An interval: "6h", or "6h/30m" = every 6 hours at offset 30 minutes (as the `temporal` CLI writes it). */
 const interval = z
@@ -61,9 +65,7 @@ const interval = z
 export const scheduleSpecSchema = z
   .object({
     /** the Temporal schedule id */
-    id: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'letters, digits, ".", "_" and "-" only (at most 200)'),
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'letters, digits, ".", "_" and "-" only (at most 200)'),
     /** shown in the Web UI and `twin schedule describe` (the schedule's notes) */
     note: z.string().max(1000).default(''),
     spec: z
@@ -74,7 +76,9 @@ export const scheduleSpecSchema = z
         jitter: duration.optional(),
       })
       .strict()
-      .refine((s) => Boolean(s.cron?.length) || Boolean(s.interval?.length), { message: 'give spec.cron or spec.interval' }),
+      .refine((s) => Boolean(s.cron?.length) || Boolean(s.interval?.length), {
+        message: 'give spec.cron or spec.interval',
+      }),
     action: z
       .object({
         workflow: z.enum(SCHEDULABLE_WORKFLOWS),
@@ -88,7 +92,9 @@ export const scheduleSpecSchema = z
       .strict(),
     policies: z
       .object({
-        overlap: z.enum(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL']).default('SKIP'),
+        overlap: z
+          .enum(['SKIP', 'BUFFER_ONE', 'BUFFER_ALL', 'CANCEL_OTHER', 'TERMINATE_OTHER', 'ALLOW_ALL'])
+          .default('SKIP'),
         /** how late a missed action may still run after an outage (default 1 hour) */
         catchupWindow: duration.default('1 hour'),
         /** pause the schedule when a started workflow fails (default true) */
@@ -192,7 +198,7 @@ export function toScheduleUpdate(spec: ScheduleSpecFile, current: ScheduleDescri
   return {
     ...rest,
     state: { ...state, paused: current.state.paused, note: spec.note },
-  } as ScheduleUpdateOptions;
+  };
 }
 
 /** The spec memo of a described schedule (absent for schedules not made by `twin schedule apply`). */
@@ -201,14 +207,12 @@ export function appliedSpecOf(description: ScheduleDescription): ScheduleSpecMem
   return memo && typeof memo.checksum === 'string' ? memo : undefined;
 }
 
-export type ApplyDecision =
-  | { action: 'create' }
-  | { action: 'unchanged' }
-  | { action: 'update'; changed: string[] };
+export type ApplyDecision = { action: 'create' } | { action: 'unchanged' } | { action: 'update'; changed: string[] };
 
 /** Dotted paths whose values differ between two JSON values (leaves; arrays compared whole). */
 export function changedPaths(before: unknown, after: unknown, prefix = ''): string[] {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
   if (isObject(before) && isObject(after)) {
     const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
     return keys.flatMap((key) => changedPaths(before[key], after[key], prefix ? `${prefix}.${key}` : key));
@@ -221,5 +225,8 @@ export function decideApply(spec: ScheduleSpecFile, current: ScheduleDescription
   const applied = appliedSpecOf(current);
   if (applied?.checksum === specChecksum(spec)) return { action: 'unchanged' };
   const { paused: _paused, ...managed } = spec;
-  return { action: 'update', changed: applied ? changedPaths(applied.spec, managed) : ['(not made by twin schedule apply)'] };
+  return {
+    action: 'update',
+    changed: applied ? changedPaths(applied.spec, managed) : ['(not made by twin schedule apply)'],
+  };
 }

@@ -71,15 +71,7 @@ export interface GateDecision {
   report: string;
 }
 
-export type StageName =
-  | 'etl'
-  | 'features'
-  | 'datasets'
-  | 'sft'
-  | 'dpo'
-  | 'evaluation'
-  | 'approval'
-  | 'deployment';
+export type StageName = 'etl' | 'features' | 'datasets' | 'sft' | 'dpo' | 'evaluation' | 'approval' | 'deployment';
 
 export type StageStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled';
 
@@ -92,7 +84,8 @@ export interface StageProgress {
   detail?: string;
 }
 
-export type PipelineStatus = 'running' | 'awaiting-approval' | 'deployed' | 'completed' | 'rejected' | 'skipped' | 'failed' | 'cancelled';
+export type PipelineStatus =
+  'running' | 'awaiting-approval' | 'deployed' | 'completed' | 'rejected' | 'skipped' | 'failed' | 'cancelled';
 
 /** The `progress` query of endToEnd and continuousTraining. */
 export interface PipelineProgress {

@@ -2,6 +2,7 @@ import type { QueueName } from '../src/config';
 import type { Dependencies } from '../src/infra/dependencies';
 import { createDatasetActivities } from './datasets';
 import { createEtlActivities } from './etl';
+import { createEvaluationActivities } from './evaluation';
 import { createFeatureActivities } from './features';
 import { createPingActivities } from './ping';
 import { createPipelineStateActivities, createTrainingTriggerActivities } from './pipeline-state';
@@ -24,6 +25,7 @@ export function activitiesForQueue(
         ...common,
         ...createDatasetActivities(deps),
         // @activities:llm (one line per factory)
+        ...createEvaluationActivities(deps),
         ...createTrainingTriggerActivities(deps),
       };
     case 'ml':
@@ -31,6 +33,7 @@ export function activitiesForQueue(
         ...common,
         ...createTrainingActivities(deps),
         // @activities:ml (one line per factory)
+        ...createEvaluationActivities(deps),
         ...createPipelineStateActivities(deps),
       };
   }

@@ -5,6 +5,7 @@ import { createEtlActivities } from './etl';
 import { createEvaluationActivities } from './evaluation';
 import { createFeatureActivities } from './features';
 import { createPingActivities } from './ping';
+import { createServingActivities } from './serving';
 import { createPipelineStateActivities, createTrainingTriggerActivities } from './pipeline-state';
 import { createSmokeActivities } from './smoke';
 import { createTrainingActivities } from './training';
@@ -33,6 +34,7 @@ export function activitiesForQueue(
         ...common,
         ...createTrainingActivities(deps),
         // @activities:ml (one line per factory)
+        ...createServingActivities(deps),
         ...createEvaluationActivities(deps),
         ...createPipelineStateActivities(deps),
       };

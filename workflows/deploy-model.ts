@@ -1,32 +1,221 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  log,
+  proxyActivities,
+  upsertMemo,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { ServingActivities } from '../activities/serving';
+import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
+import type {
+  DeployModelInput,
+  DeploymentPlan,
+  DeploymentResult,
+  EndpointApplyResult,
+  LocalServerRef,
+  RollbackDeploymentInput,
+  SmokeTestResult,
+} from '../src/serving/types';
+import { QUEUES } from './queues';
 
-/** What to deploy: an approved model version of the registry (src/training/registry.ts). */
-export interface DeployModelInput {
-  /** Model version in the registry. */
-  model: string;
-  /** Default: the SERVING_BACKEND setting. */
-  backend?: 'local' | 'sagemaker';
-  /** Default: SERVING_ENDPOINT_NAME ('llm-twin'). */
-  endpointName?: string;
+export type { DeployModelInput, DeploymentResult, RollbackDeploymentInput } from '../src/serving/types';
+
+const retry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
+
+const steps = proxyActivities<ServingActivities>({
+  taskQueue: QUEUES.ml,
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { ...retry, maximumAttempts: 10 },
+});
+
+/** The long waits: one heartbeating activity each (a blue/green update with canary steps and bake time takes hours). */
+const waits = proxyActivities<ServingActivities>({
+  taskQueue: QUEUES.ml,
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { ...retry, maximumAttempts: 20 },
+});
+
+function reasonOf(error: unknown): string {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  const type = cause instanceof ApplicationFailure ? cause.type : undefined;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return type ? `${type}: ${message}` : message;
 }
 
-export interface DeploymentResult {
-  endpointName: string;
-  backend: 'local' | 'sagemaker';
-  modelVersion: string;
-  status: 'InService';
-  /** Local: the OpenAI-compatible base URL including /v1. */
-  url?: string;
-  previousModelVersion?: string;
-  smokeTest: { ok: boolean; latencyMs: number; sample?: string };
+function typeOf(error: unknown): string | undefined {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+function smokeFailure(plan: DeploymentPlan, smoke: SmokeTestResult, what: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    message: `smoke test of ${plan.modelVersion} on ${plan.endpointName} failed (${smoke.error ?? 'no answer'}); ${what}`,
+    type: 'SmokeTestFailed',
+    nonRetryable: true,
+    details: [smoke],
+  });
+}
+
+function status(value: string): void {
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value }]);
+}
+
+/** SageMaker: model → endpoint config → create / blue-green update → InService → autoscaling → smoke test. */
+async function deploySageMaker(plan: DeploymentPlan): Promise<DeploymentResult> {
+  const target = plan.sagemaker;
+  if (!target) throw ApplicationFailure.nonRetryable('no SageMaker plan', 'InvalidDeployment');
+  let apply: EndpointApplyResult | undefined;
+  const previousConfig = () => apply?.previousEndpointConfigName ?? target.previousEndpointConfigName;
+  try {
+    if (plan.kind === 'deploy') {
+      await steps.createSageMakerModel(plan);
+      await steps.createSageMakerEndpointConfig(plan);
+    }
+    apply = await steps.applySageMakerEndpoint(plan);
+    status('waiting');
+    await waits.waitForSageMakerEndpoint({
+      endpointName: target.endpointName,
+      endpointConfigName: target.endpointConfigName,
+    });
+    status('configuring');
+    await steps.configureEndpointAutoscaling(plan);
+  } catch (error) {
+    // Nothing was switched by us: an update that failed (or that SageMaker rolled back on an alarm) leaves the
+    // previous config serving; a failed create leaves nothing.
+    await CancellationScope.nonCancellable(async () => {
+      const stillServing = apply ? apply.action !== 'create' : Boolean(previousConfig());
+      await steps.recordDeploymentFailure({
+        plan,
+        reason: reasonOf(error),
+        stillServing,
+        rolledBack: typeOf(error) === 'DeploymentRolledBack',
+      });
+      status('failed');
+    });
+    throw error;
+  }
+  status('smoke-testing');
+  const smoke = await steps.smokeTestEndpoint({ plan });
+  if (smoke.ok) {
+    const result = await steps.recordDeployment({ plan, smokeTest: smoke, apply });
+    status('completed');
+    return result;
+  }
+  const back = previousConfig();
+  if (!back) {
+    await steps.recordDeploymentFailure({
+      plan,
+      reason: `smoke test failed: ${smoke.error ?? ''}`,
+      stillServing: false,
+      rolledBack: false,
+    });
+    status('failed');
+    throw smokeFailure(plan, smoke, 'there is no previous endpoint config to roll back to');
+  }
+  status('rolling-back');
+  try {
+    await waits.rollbackSageMakerEndpoint({ plan, toEndpointConfigName: back });
+  } catch (error) {
+    await steps.recordDeploymentFailure({
+      plan,
+      reason: `smoke test failed, then the rollback failed: ${reasonOf(error)}`,
+      stillServing: false,
+      rolledBack: false,
+    });
+    status('failed');
+    throw error;
+  }
+  await steps.recordDeploymentFailure({
+    plan,
+    reason: `smoke test failed: ${smoke.error ?? ''}`,
+    stillServing: true,
+    rolledBack: true,
+  });
+  status('rolled-back');
+  throw smokeFailure(plan, smoke, `rolled back to ${back}`);
+}
+
+/** Local: start (or adopt) the version's server → /health → smoke test → switch the document → stop the old server. */
+async function deployLocal(plan: DeploymentPlan): Promise<DeploymentResult> {
+  let server: LocalServerRef | undefined;
+  try {
+    server = await steps.startLocalModelServer(plan);
+    status('waiting');
+    await waits.waitForLocalModelServer(server);
+    status('smoke-testing');
+    const smoke = await steps.smokeTestEndpoint({ plan, url: server.url });
+    if (!smoke.ok) throw smokeFailure(plan, smoke, 'the previous server keeps serving');
+    const result = await steps.recordDeployment({ plan, smokeTest: smoke, server });
+    status('completed');
+    return result;
+  } catch (error) {
+    await CancellationScope.nonCancellable(async () => {
+      if (server) {
+        try {
+          await steps.stopLocalModelServer({ endpointName: plan.endpointName, server });
+        } catch (stopError) {
+          log.warn('could not stop the new local server', { pid: server.pid, error: String(stopError) });
+        }
+      }
+      await steps.recordDeploymentFailure({
+        plan,
+        reason: reasonOf(error),
+        stillServing: Boolean(plan.local?.previousServer),
+        rolledBack: false,
+      });
+      status('failed');
+    });
+    throw error;
+  }
+}
+
+async function run(plan: DeploymentPlan): Promise<DeploymentResult> {
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.modelVersion, value: plan.modelVersion },
+    { key: SEARCH_ATTRIBUTES.status, value: 'deploying' },
+  ]);
+  upsertMemo({
+    endpoint: plan.endpointName,
+    backend: plan.backend,
+    kind: plan.kind,
+    previousModelVersion: plan.previousModelVersion ?? null,
+    ...(plan.sagemaker ? { endpointConfig: plan.sagemaker.endpointConfigName } : {}),
+  });
+  return plan.backend === 'sagemaker' ? deploySageMaker(plan) : deployLocal(plan);
 }
 
 /**
- * Deploys an Approved model version to an endpoint (SageMaker: model → endpoint config → create or blue/green update →
- * autoscaling → smoke test → rollback on failure; local: an OpenAI-compatible server, blue/green by process).
- * Skeleton: the contract is fixed, the body lands next.
+ * Deploys an Approved model version to an endpoint. SageMaker: CreateModel → CreateEndpointConfig → CreateEndpoint
+ * or blue/green UpdateEndpoint (auto-rollback on alarms) → InService → autoscaling → smoke test → UpdateEndpoint back
+ * to the previous config when the smoke test fails. Local: an OpenAI-compatible server per version, switched to in
+ * the endpoints document only after it passed its smoke test; the old server is stopped after the switch.
+ * A version that is not Approved is refused (ApplicationFailure type ModelNotApproved, non-retryable).
  */
-// eslint-disable-next-line @typescript-eslint/require-await
 export async function deployModel(input: DeployModelInput): Promise<DeploymentResult> {
-  throw ApplicationFailure.nonRetryable(`deployModel is not implemented yet (model ${input.model})`, 'NotImplemented');
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.pipeline, value: 'deployModel' },
+    { key: SEARCH_ATTRIBUTES.status, value: 'preparing' },
+  ]);
+  let plan: DeploymentPlan;
+  try {
+    plan = await steps.prepareDeployment(input);
+  } catch (error) {
+    status(typeOf(error) === 'ModelNotApproved' ? 'refused' : 'failed');
+    throw error;
+  }
+  return run(plan);
+}
+
+/** Puts the endpoint's previous model version back (its previous endpoint config on SageMaker), smoke-tested. */
+export async function rollbackDeployment(input: RollbackDeploymentInput = {}): Promise<DeploymentResult> {
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.pipeline, value: 'rollbackDeployment' },
+    { key: SEARCH_ATTRIBUTES.status, value: 'preparing' },
+  ]);
+  const plan = await steps.prepareRollback(input);
+  return run(plan);
 }

@@ -7,5 +7,5 @@ export { generateDatasets } from './generate-datasets';
 // @workflows (one export line per workflow)
 export { endToEnd } from './end-to-end';
 export { continuousTraining } from './continuous-training';
-export { deployModel } from './deploy-model';
+export { deployModel, rollbackDeployment } from './deploy-model';
 export { evaluateModel } from './evaluate-model';

@@ -10,6 +10,7 @@ import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
 import { registerDatasetCommands } from './datasets-commands';
 import { registerFeatureCommands } from './features-commands';
+import { registerApiCommands } from './api-commands';
 import { registerEtlCommands } from './etl-commands';
 import { registerModelsCommands } from './models-commands';
 import { adoptRunningPlatform } from './platform-state';
@@ -150,6 +151,7 @@ registerDatasetCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });
 // @cli:register (one line per command group)
+registerApiCommands(program, { platformSettings, webUiLink, print });
 
 function explain(error: unknown): string {
   if (error instanceof Error && error.name === 'ServiceError') {

@@ -12,6 +12,7 @@ import { registerDatasetCommands } from './datasets-commands';
 import { registerFeatureCommands } from './features-commands';
 import { registerApiCommands } from './api-commands';
 import { registerEtlCommands } from './etl-commands';
+import { registerEvaluationCommands } from './evaluation-commands';
 import { registerModelsCommands } from './models-commands';
 import { adoptRunningPlatform } from './platform-state';
 
@@ -151,6 +152,7 @@ registerDatasetCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });
 // @cli:register (one line per command group)
+registerEvaluationCommands(program, { platformSettings, webUiLink, print });
 registerApiCommands(program, { platformSettings, webUiLink, print });
 
 function explain(error: unknown): string {

@@ -9,12 +9,15 @@ import { connectClient } from '../infra/temporal';
 import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
 import { registerDatasetCommands } from './datasets-commands';
+import { registerDeployCommands } from './deploy-commands';
 import { registerFeatureCommands } from './features-commands';
 import { registerApiCommands } from './api-commands';
 import { registerEtlCommands } from './etl-commands';
 import { registerEvaluationCommands } from './evaluation-commands';
 import { registerModelsCommands } from './models-commands';
 import { adoptRunningPlatform } from './platform-state';
+import { registerPipelineCommands } from './pipeline-commands';
+import { registerScheduleCommands } from './schedule-commands';
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -153,7 +156,10 @@ registerDatasetCommands(program, { platformSettings, webUiLink, print });
 registerEtlCommands(program, { platformSettings, webUiLink, print });
 // @cli:register (one line per command group)
 registerEvaluationCommands(program, { platformSettings, webUiLink, print });
+registerDeployCommands(program, { platformSettings, webUiLink, print });
 registerApiCommands(program, { platformSettings, webUiLink, print });
+registerScheduleCommands(program, { platformSettings, webUiLink, print });
+registerPipelineCommands(program, { platformSettings, webUiLink, print });
 
 function explain(error: unknown): string {
   if (error instanceof Error && error.name === 'ServiceError') {

@@ -1,0 +1,124 @@
+import { Option, type Command } from 'commander';
+import { openWarehouse } from '../infra/mongo';
+import { EndpointStore } from '../serving/endpoints';
+import type { DeployModelInput, DeploymentResult, EndpointRecord, RollbackDeploymentInput } from '../serving/types';
+import { processGroupRunning } from '../training/local';
+import { slug, startPipeline, timestampedId, type CliContext } from './context';
+
+export function formatDeployment(result: DeploymentResult): string[] {
+  return [
+    `${result.endpointName}: ${result.modelVersion} ${result.status} (${result.backend})${result.previousModelVersion ? `, replaced ${result.previousModelVersion}` : ''}`,
+    ...(result.url ? [`  url          ${result.url}`] : []),
+    `  smoke test   ${result.smokeTest.ok ? 'ok' : 'FAILED'} in ${result.smokeTest.latencyMs} ms${result.smokeTest.sample !== undefined ? `: ${JSON.stringify(result.smokeTest.sample.slice(0, 80))}` : ''}`,
+  ];
+}
+
+export function formatEndpointLine(endpoint: EndpointRecord, serverAlive?: boolean): string {
+  const where =
+    endpoint.backend === 'local'
+      ? `${endpoint.url ?? '-'}${serverAlive === false ? ' (server not running)' : ''}`
+      : `sagemaker:${endpoint.sagemakerEndpointName ?? endpoint._id} config=${endpoint.endpointConfigName ?? '-'}`;
+  const target = endpoint.targetModelVersion ? ` → ${endpoint.targetModelVersion}` : '';
+  const last = endpoint.history[endpoint.history.length - 1];
+  return [
+    endpoint._id.padEnd(20),
+    endpoint.backend.padEnd(9),
+    endpoint.status.padEnd(10),
+    `${endpoint.modelVersion}${target}`.padEnd(52),
+    where,
+    `previous=${endpoint.previousModelVersion ?? '-'}`,
+    `updated=${endpoint.updatedAt}`,
+    ...(last && last.outcome !== 'in-service' ? [`last: ${last.action} ${last.modelVersion} ${last.outcome}`] : []),
+  ].join('  ');
+}
+
+/** `twin deploy <model> | twin deploy rollback` (deployModel / rollbackDeployment workflows) and `twin endpoints`. */
+export function registerDeployCommands(program: Command, ctx: CliContext): void {
+  const deploy = program
+    .command('deploy')
+    .description('deploy an Approved model version to an endpoint (deployModel workflow), or roll an endpoint back')
+    .argument('<model>', 'model version (twin models list); only Approved versions are deployed')
+    .addOption(
+      new Option('-b, --backend <backend>', 'local or sagemaker (default SERVING_BACKEND)').choices([
+        'local',
+        'sagemaker',
+      ]),
+    )
+    .option('-e, --endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)')
+    .option('--workflow-id <id>', 'workflow id (default deploy-<endpoint>-<time>)')
+    .option('--no-wait', 'start and return')
+    .option('--json', 'print the result as JSON')
+    .action(
+      async (
+        model: string,
+        options: {
+          backend?: 'local' | 'sagemaker';
+          endpoint?: string;
+          workflowId?: string;
+          wait: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const endpoint = options.endpoint ?? ctx.platformSettings().serving.endpointName;
+        const input: DeployModelInput = {
+          model,
+          ...(options.backend ? { backend: options.backend } : {}),
+          ...(options.endpoint ? { endpointName: options.endpoint } : {}),
+        };
+        await startPipeline<DeploymentResult>(ctx, {
+          workflowType: 'deployModel',
+          workflowId: options.workflowId ?? timestampedId(`deploy-${slug(endpoint)}`),
+          input,
+          wait: options.wait,
+          json: options.json,
+          format: formatDeployment,
+        });
+      },
+    );
+
+  deploy
+    .command('rollback')
+    .description("put the endpoint's previous model version back (rollbackDeployment workflow)")
+    .option('-e, --endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)')
+    .option('--workflow-id <id>', 'workflow id (default rollback-<endpoint>-<time>)')
+    .option('--no-wait', 'start and return')
+    .option('--json', 'print the result as JSON')
+    .action(async (options: { endpoint?: string; workflowId?: string; wait: boolean; json?: boolean }) => {
+      const endpoint = options.endpoint ?? ctx.platformSettings().serving.endpointName;
+      const input: RollbackDeploymentInput = options.endpoint ? { endpointName: options.endpoint } : {};
+      await startPipeline<DeploymentResult>(ctx, {
+        workflowType: 'rollbackDeployment',
+        workflowId: options.workflowId ?? timestampedId(`rollback-${slug(endpoint)}`),
+        input,
+        wait: options.wait,
+        json: options.json,
+        format: formatDeployment,
+      });
+    });
+
+  program
+    .command('endpoints')
+    .description('list endpoints: backend, status, serving model version, URL or SageMaker endpoint, previous version')
+    .option('--json', 'print the endpoints documents as JSON')
+    .action(async (options: { json?: boolean }) => {
+      const warehouse = await openWarehouse(ctx.platformSettings().mongo);
+      try {
+        const list = await new EndpointStore(warehouse.db).list();
+        if (options.json) {
+          ctx.print(JSON.stringify(list, null, 2));
+          return;
+        }
+        if (list.length === 0)
+          ctx.print('no endpoints yet; deploy an Approved model version with `twin deploy <model>`');
+        for (const endpoint of list) {
+          const alive =
+            endpoint.backend === 'local' && endpoint.localServer
+              ? processGroupRunning(endpoint.localServer.pid)
+              : undefined;
+          ctx.print(formatEndpointLine(endpoint, alive));
+        }
+      } finally {
+        await warehouse.close();
+      }
+    });
+}

@@ -10,7 +10,6 @@ import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
 import { registerDatasetCommands } from './datasets-commands';
 import { registerDeployCommands } from './deploy-commands';
-import { registerDeployCommands } from './deploy-commands';
 import { registerFeatureCommands } from './features-commands';
 import { registerApiCommands } from './api-commands';
 import { registerEtlCommands } from './etl-commands';
@@ -152,7 +151,6 @@ program
 
 registerModelsCommands(program, platformSettings);
 registerFeatureCommands(program, { platformSettings, webUiLink, print });
-registerDeployCommands(program, { platformSettings, webUiLink, print });
 registerDatasetCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });

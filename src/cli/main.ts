@@ -10,6 +10,7 @@ import { startDevPlatform } from './dev';
 import { formatChecks, runDoctor } from './doctor';
 import { registerDatasetCommands } from './datasets-commands';
 import { registerDeployCommands } from './deploy-commands';
+import { registerDemoCommands } from './demo-commands';
 import { registerFeatureCommands } from './features-commands';
 import { registerApiCommands } from './api-commands';
 import { registerEtlCommands } from './etl-commands';
@@ -155,6 +156,7 @@ registerDatasetCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });
 // @cli:register (one line per command group)
+registerDemoCommands(program, { print });
 registerEvaluationCommands(program, { platformSettings, webUiLink, print });
 registerDeployCommands(program, { platformSettings, webUiLink, print });
 registerApiCommands(program, { platformSettings, webUiLink, print });

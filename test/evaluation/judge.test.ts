@@ -138,12 +138,12 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
   test('judgeAll: bounded concurrency, earlier verdicts reused, retryable failures asked again', async () => {
     maxInFlight = 0;
     const tasks = [1, 2, 3].flatMap((a) => [1, 2, 3].map((s) => task(`mixed-${a}${s}`)));
-    const earlier: Judgement<JudgeVerdict> = { id: 'mixed-11', ok: true, verdict: verdict(1, 1), completions: 1 };
+    const earlier: Judgement<JudgeVerdict> = { id: 'mixed-11', ok: true, verdict: verdict(1, 1) as JudgeVerdict, completions: 1 };
     const retryLater: Judgement<JudgeVerdict> = { id: 'mixed-22', ok: false, reason: 'llm-error', detail: 'x', completions: 1, retryable: true };
     const seen: string[] = [];
     const judgements = await judgeAll(tasks, (t) => judgeAnswer(llm, t), {
       concurrency: 2,
-      done: new Map([
+      done: new Map<string, Judgement<JudgeVerdict>>([
         [earlier.id, earlier],
         [retryLater.id, retryLater],
       ]),

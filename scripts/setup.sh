@@ -19,3 +19,4 @@ fi
 for script in install-services.sh install-embedding-model.sh install-local-llm.sh install-chromium.sh install-hadolint.sh install-training.sh; do
   if [ -f "scripts/$script" ]; then bash "scripts/$script"; fi
 done
+bash scripts/install-reranker-model.sh  # RAG cross-encoder: only with RERANKER_SOURCE or RERANKER_DOWNLOAD=1 (docs/rag.md)

@@ -4,7 +4,9 @@
  * all-MiniLM-L6-v2 → upsert), once per file; settings pointing at the test services; a scripted LLM that answers
  * self-query, expansion and generation requests the way a test says.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import { parseSettings, type Settings } from '../../src/config';
@@ -138,4 +140,27 @@ export function ragScript(options: ScriptOptions = {}) {
     if (options.generation) return options.generation(request);
     return reply.text('A scripted answer [1].', { prompt_tokens: 900, completion_tokens: 7 });
   };
+}
+
+/**
+ * Builds a real cross-encoder graph for the reranker tests (test/rag/fixtures/make_cross_encoder.py: BERT sequence
+ * classification from the all-MiniLM-L6-v2 weights with a seeded head) and installs it as ONNX into `dir` with
+ * scripts/install-reranker-model.sh. Returns PyTorch's scores of `pairs`.
+ */
+export function buildFixtureCrossEncoder(dir: string, pairs: [string, string][]): number[] {
+  const home = process.env.TWIN_HOME ?? join(homedir(), '.cache', 'llm-twin');
+  const python = join(home, 'venv-export', 'bin', 'python');
+  if (!existsSync(python)) throw new Error(`${python} missing: run scripts/install-embedding-model.sh`);
+  const source = `${dir}-source`;
+  const reference = `${dir}-reference.json`;
+  execFileSync(python, [join(__dirname, 'fixtures', 'make_cross_encoder.py'), source, reference], {
+    input: JSON.stringify(pairs),
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' },
+  });
+  execFileSync('bash', [join(__dirname, '..', '..', 'scripts', 'install-reranker-model.sh')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, TWIN_HOME: home, RERANKER_SOURCE: source, RAG_RERANKER_MODEL_DIR: dir },
+  });
+  return (JSON.parse(readFileSync(reference, 'utf8')) as { scores: number[] }).scores;
 }

@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MongoClient, type Db } from 'mongodb';
 import { createDependencies, type Dependencies } from '../../src/infra/dependencies';
@@ -19,7 +21,16 @@ import { EVAL_SAMPLES_COLLECTION, SPAN_NAMES, TRACES_COLLECTION, type TraceRecor
 import { RagError, type RagStreamEvent } from '../../src/rag/types';
 import { testEnv, uniqueName } from '../support/env';
 import { reply, startScriptedLlmServer, type ScriptedLlmServer } from '../support/scripted-llm-server';
-import { loadCorpus, MAXIME, PAUL, purposeOf, ragScript, ragSettings, type LoadedCorpus } from './helpers';
+import {
+  buildFixtureCrossEncoder,
+  loadCorpus,
+  MAXIME,
+  PAUL,
+  purposeOf,
+  ragScript,
+  ragSettings,
+  type LoadedCorpus,
+} from './helpers';
 
 const database = uniqueName('rag');
 const prefix = `${uniqueName('rag')}_`;
@@ -227,6 +238,34 @@ describe('RAG service over the real corpus', () => {
     assert.equal(trace.models.reranker, 'test/keyword-reranker');
     const plainTrace = await traceOf(services.at(-2)!, plain.traceId);
     assert.equal(plainTrace.spans.find((s) => s.name === 'rerank')!.status, 'skipped');
+  });
+
+  test('with RAG_RERANKER=cross-encoder the ONNX cross-encoder reorders the candidates by its scores', async () => {
+    const dir = join(mkdtempSync(join(testEnv.tmpDir, 'rag-ce-')), 'cross-encoder');
+    buildFixtureCrossEncoder(dir, [['q', 'p']]);
+    const rag = service({ RAG_RERANKER: 'cross-encoder', RAG_RERANKER_MODEL_DIR: dir, RAG_EXPANSIONS: '1' });
+    const query = `${MAXIME.name}: how do you quantize a model to 4 bits?`;
+    const plain = await service({ RAG_EXPANSIONS: '1' }).answer({ query, k: 50 });
+    const reranked = await rag.answer({ query, k: 50 });
+    // the same candidates, in the cross-encoder's order, with its scores
+    assert.deepEqual(reranked.sources.map((s) => s.chunkId).sort(), plain.sources.map((s) => s.chunkId).sort());
+    const reranker = (await rag.reranker())!;
+    const direct = await reranker.score(
+      query,
+      reranked.sources.map((s) => s.text),
+    );
+    reranked.sources.forEach((s, i) => assert.ok(Math.abs(s.score - direct[i]!) < 1e-3));
+    for (let i = 1; i < reranked.sources.length; i++)
+      assert.ok(reranked.sources[i - 1]!.score >= reranked.sources[i]!.score);
+    assert.notDeepEqual(
+      reranked.sources.map((s) => s.chunkId),
+      plain.sources.map((s) => s.chunkId),
+    );
+    const trace = await traceOf(rag, reranked.traceId);
+    const span = trace.spans.find((s) => s.name === 'rerank')!;
+    assert.equal(span.status, 'ok');
+    assert.equal(span.model, `${dir}-source`);
+    assert.ok((span.attributes.moved as number) > 0);
   });
 
   test('the context stays within the token budget, with source metadata', async () => {

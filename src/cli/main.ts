@@ -19,6 +19,7 @@ import { registerModelsCommands } from './models-commands';
 import { adoptRunningPlatform } from './platform-state';
 import { registerPipelineCommands } from './pipeline-commands';
 import { registerScheduleCommands } from './schedule-commands';
+import { registerTracesCommands } from './traces-commands';
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -156,6 +157,7 @@ registerDatasetCommands(program, { platformSettings, webUiLink, print });
 
 registerEtlCommands(program, { platformSettings, webUiLink, print });
 // @cli:register (one line per command group)
+registerTracesCommands(program, platformSettings);
 registerDemoCommands(program, { print });
 registerEvaluationCommands(program, { platformSettings, webUiLink, print });
 registerDeployCommands(program, { platformSettings, webUiLink, print });

@@ -33,6 +33,8 @@ export class OpikTraceSink implements TraceSink {
   ) {}
 
   private opik(): Promise<Opik> {
+    // The SDK logs an INFO banner per project to stdout; keep it to warnings unless the user asked otherwise.
+    process.env.OPIK_LOG_LEVEL ??= 'WARN';
     this.client ??= import('opik').then(
       ({ Opik }) =>
         new Opik({
@@ -79,20 +81,18 @@ export class OpikTraceSink implements TraceSink {
               total_tokens: (span.inputTokens ?? 0) + (span.outputTokens ?? 0),
             }
           : undefined;
-      trace
-        .span({
-          name: span.name,
-          type: SPAN_TYPE[span.name] ?? 'general',
-          startTime: span.startedAt,
-          endTime: new Date(span.startedAt.getTime() + span.latencyMs),
-          metadata: { status: span.status, latencyMs: span.latencyMs, ...span.attributes },
-          ...(span.model ? { model: span.model } : {}),
-          ...(usage ? { usage } : {}),
-          ...(span.error ? { errorInfo: { exceptionType: 'error', message: span.error, traceback: '' } } : {}),
-        })
-        .end();
+      // created with its end time: `.end()` would overwrite it with the export time
+      trace.span({
+        name: span.name,
+        type: SPAN_TYPE[span.name] ?? 'general',
+        startTime: span.startedAt,
+        endTime: new Date(span.startedAt.getTime() + span.latencyMs),
+        metadata: { status: span.status, latencyMs: span.latencyMs, ...span.attributes },
+        ...(span.model ? { model: span.model } : {}),
+        ...(usage ? { usage } : {}),
+        ...(span.error ? { errorInfo: { exceptionType: 'error', message: span.error, traceback: '' } } : {}),
+      });
     }
-    trace.end();
     await opik.flush({ silent: true });
   }
 

@@ -329,7 +329,9 @@ function classifySageMakerError(error: unknown, endpoint: string): GeneratorErro
     status === undefined ||
     status >= 500 ||
     status === 429 ||
-    /ServiceUnavailable|Throttling|ValidationError|NotFound|ECONNREFUSED|TimeoutError/i.test(`${name} ${message}`);
+    /ServiceUnavailable|Throttling|Could not find endpoint|NotFound|ECONNREFUSED|TimeoutError/i.test(
+      `${name} ${message}`,
+    );
   return new GeneratorError(message, unavailable, { cause: error });
 }
 
@@ -443,7 +445,11 @@ export class SageMakerGenerator implements Generator {
         );
       }
     } catch (error) {
-      throw classifySageMakerError(error, this.options.endpointName);
+      const classified = classifySageMakerError(error, this.options.endpointName);
+      // whatever DescribeEndpoint says (missing endpoint, no permission), the backend is not usable
+      throw classified instanceof GeneratorError && !classified.unavailable
+        ? new GeneratorError(classified.message, true, { cause: error })
+        : classified;
     }
   }
 

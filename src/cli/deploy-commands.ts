@@ -83,7 +83,14 @@ export function registerDeployCommands(program: Command, ctx: CliContext): void 
     .option('--workflow-id <id>', 'workflow id (default rollback-<endpoint>-<time>)')
     .option('--no-wait', 'start and return')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { endpoint?: string; workflowId?: string; wait: boolean; json?: boolean }) => {
+    .action(async (_options: unknown, command: Command) => {
+      // `deploy` has the same options, and commander gives them to the parent: read both levels.
+      const options = command.optsWithGlobals<{
+        endpoint?: string;
+        workflowId?: string;
+        wait: boolean;
+        json?: boolean;
+      }>();
       const endpoint = options.endpoint ?? ctx.platformSettings().serving.endpointName;
       const input: RollbackDeploymentInput = options.endpoint ? { endpointName: options.endpoint } : {};
       await startPipeline<DeploymentResult>(ctx, {

@@ -35,7 +35,11 @@ export interface EvaluationActivityOptions {
 function toFailure(error: unknown): unknown {
   if (error instanceof EvaluationInputError) return badInput(error.message, 'InvalidEvaluationInput');
   if (error instanceof GenerationError) {
-    return ApplicationFailure.create({ message: error.message, type: 'GenerationFailed', nonRetryable: !error.retryable });
+    return ApplicationFailure.create({
+      message: error.message,
+      type: 'GenerationFailed',
+      nonRetryable: !error.retryable,
+    });
   }
   return error;
 }
@@ -95,10 +99,19 @@ export function createEvaluationActivities(deps: Dependencies, options: Evaluati
   return {
     /** Model(s), dataset test split (stored), thresholds, generators, cache keys. */
     prepareEvaluation: async (input: EvaluateModelInput): Promise<PreparedEvaluation> =>
-      classified(async () => heartbeating(() => ({ phase: 'preparing' }), async () => prepareEvaluation(input, await context()))),
+      classified(async () =>
+        heartbeating(
+          () => ({ phase: 'preparing' }),
+          async () => prepareEvaluation(input, await context()),
+        ),
+      ),
 
     /** The model's answers to the samples (reused when already generated with the same settings). */
-    generateEvaluationAnswers: async (request: { target: EvaluationTarget; samplesKey: string; params: PreparedEvaluation['params'] }): Promise<GenerationSummary> => {
+    generateEvaluationAnswers: async (request: {
+      target: EvaluationTarget;
+      samplesKey: string;
+      params: PreparedEvaluation['params'];
+    }): Promise<GenerationSummary> => {
       let progress = { model: request.target.model, backend: request.target.generator.backend, done: 0, total: 0 };
       return classified(async () => {
         const ctx = await context();
@@ -106,19 +119,31 @@ export function createEvaluationActivities(deps: Dependencies, options: Evaluati
           () => progress,
           (signal) => generateAnswers(request, ctx, { signal, onProgress: (p) => (progress = { ...progress, ...p }) }),
         );
-        deps.log.info({ model: summary.model, answers: summary.answers, reused: summary.reused, stats: summary.stats }, 'evaluation answers ready');
+        deps.log.info(
+          { model: summary.model, answers: summary.answers, reused: summary.reused, stats: summary.stats },
+          'evaluation answers ready',
+        );
         return summary;
       });
     },
 
     /** LLM-as-judge over the answers; transport failures make the activity retry (judged samples are kept). */
-    judgeEvaluationAnswers: async (request: { target: EvaluationTarget; samplesKey: string; judgeKey: string }): Promise<JudgeSummary> => {
+    judgeEvaluationAnswers: async (request: {
+      target: EvaluationTarget;
+      samplesKey: string;
+      judgeKey: string;
+    }): Promise<JudgeSummary> => {
       let progress = { model: request.target.model, judged: 0, total: 0 };
       return classified(async () => {
         const ctx = await context();
         const summary = await heartbeating(
           () => progress,
-          (signal) => judgeAnswers(request, { ...ctx, llm: judgeClient() }, { signal, onProgress: (judged, total) => (progress = { ...progress, judged, total }) }),
+          (signal) =>
+            judgeAnswers(
+              request,
+              { ...ctx, llm: judgeClient() },
+              { signal, onProgress: (judged, total) => (progress = { ...progress, judged, total }) },
+            ),
         );
         if (summary.retryable > 0) {
           throw ApplicationFailure.create({
@@ -137,10 +162,18 @@ export function createEvaluationActivities(deps: Dependencies, options: Evaluati
         const ctx = await context();
         const outcome = await heartbeating(
           () => progress,
-          (signal) => measureRag(request, { ...ctx, llm: judgeClient() }, { signal, onProgress: (phase, done, total) => (progress = { phase, done, total }) }),
+          (signal) =>
+            measureRag(
+              request,
+              { ...ctx, llm: judgeClient() },
+              { signal, onProgress: (phase, done, total) => (progress = { phase, done, total }) },
+            ),
         );
         if (!('skipped' in outcome) && outcome.retryable > 0) {
-          throw ApplicationFailure.create({ message: `${outcome.retryable} RAG judge call(s) failed on transport errors; retrying them`, type: 'JudgeUnavailable' });
+          throw ApplicationFailure.create({
+            message: `${outcome.retryable} RAG judge call(s) failed on transport errors; retrying them`,
+            type: 'JudgeUnavailable',
+          });
         }
         return outcome;
       });
@@ -154,7 +187,10 @@ export function createEvaluationActivities(deps: Dependencies, options: Evaluati
           async () =>
             recordEvaluation(
               { ...request, producer: currentProducer() },
-              { ...(await context()), sagemaker: () => (sagemaker ??= options.sagemakerClient ?? createSageMakerClient(settings.aws)) },
+              {
+                ...(await context()),
+                sagemaker: () => (sagemaker ??= options.sagemakerClient ?? createSageMakerClient(settings.aws)),
+              },
             ),
         ),
       ),

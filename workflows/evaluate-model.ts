@@ -1,7 +1,13 @@
 import { proxyActivities, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { EvaluationActivities } from '../activities/evaluation';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
-import type { EvaluationTarget, GenerationSummary, JudgeSummary, PreparedEvaluation, RagOutcome } from '../src/evaluation/pipeline';
+import type {
+  EvaluationTarget,
+  GenerationSummary,
+  JudgeSummary,
+  PreparedEvaluation,
+  RagOutcome,
+} from '../src/evaluation/pipeline';
 import type { EvaluateModelInput, EvaluationResult } from '../src/evaluation/types';
 import { QUEUES } from './queues';
 
@@ -63,20 +69,39 @@ export async function evaluateModel(input: EvaluateModelInput): Promise<Evaluati
       thresholds: prepared.thresholds,
     });
 
-    const evaluate = async (target: EvaluationTarget): Promise<{ generation: GenerationSummary; judge: JudgeSummary }> => {
-      const generation = await generateEvaluationAnswers({ target, samplesKey: prepared.samplesKey, params: prepared.params });
-      const judge = await judgeEvaluationAnswers({ target, samplesKey: prepared.samplesKey, judgeKey: prepared.judge.key });
+    const evaluate = async (
+      target: EvaluationTarget,
+    ): Promise<{ generation: GenerationSummary; judge: JudgeSummary }> => {
+      const generation = await generateEvaluationAnswers({
+        target,
+        samplesKey: prepared.samplesKey,
+        params: prepared.params,
+      });
+      const judge = await judgeEvaluationAnswers({
+        target,
+        samplesKey: prepared.samplesKey,
+        judgeKey: prepared.judge.key,
+      });
       return { generation, judge };
     };
-    const runKey = `${prepared.cacheKey}-${workflowInfo().workflowId.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 80)}`;
+    const runKey = `${prepared.cacheKey}-${workflowInfo()
+      .workflowId.replace(/[^A-Za-z0-9_-]+/g, '-')
+      .slice(0, 80)}`;
     const [candidate, baseline, rag] = await Promise.all([
       evaluate(prepared.candidate),
       prepared.baseline ? evaluate(prepared.baseline) : Promise.resolve(undefined),
-      prepared.rag ? measureRagMetrics({ runKey, judgeKey: prepared.judge.key }) : Promise.resolve<RagOutcome | undefined>(undefined),
+      prepared.rag
+        ? measureRagMetrics({ runKey, judgeKey: prepared.judge.key })
+        : Promise.resolve<RagOutcome | undefined>(undefined),
     ]);
 
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'recording' }]);
-    const result = await recordEvaluation({ prepared, candidate, ...(baseline ? { baseline } : {}), ...(rag ? { rag } : {}) });
+    const result = await recordEvaluation({
+      prepared,
+      candidate,
+      ...(baseline ? { baseline } : {}),
+      ...(rag ? { rag } : {}),
+    });
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: result.passed ? 'passed' : 'rejected' }]);
     upsertMemo({ passed: result.passed, scores: result.scores, reasons: result.reasons, report: result.report.id });
     return result;

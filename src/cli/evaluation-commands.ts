@@ -14,7 +14,7 @@ export function formatEvaluationLine(artifact: ArtifactRef): string {
   return [
     artifact.createdAt,
     String(m.model ?? '?').padEnd(52),
-    (m.passed ? 'passed ' : 'REJECTED'),
+    m.passed ? 'passed ' : 'REJECTED',
     `accuracy=${score(m.accuracy)}`,
     `style=${score(m.style)}`,
     `faithfulness=${score(m.faithfulness)}`,
@@ -35,7 +35,9 @@ export function formatEvaluationResult(result: EvaluationResult): string[] {
   for (const reason of result.reasons) lines.push(`  ✗ ${reason}`);
   if (result.baseline) {
     const b = result.baseline.scores;
-    lines.push(`  baseline ${result.baseline.model}: accuracy ${score(b.accuracy)}  style ${score(b.style)}  (${b.samples} samples)`);
+    lines.push(
+      `  baseline ${result.baseline.model}: accuracy ${score(b.accuracy)}  style ${score(b.style)}  (${b.samples} samples)`,
+    );
   }
   lines.push(`  report ${result.report.id} → ${result.report.uri}`);
   return lines;
@@ -51,7 +53,9 @@ function number(value: string): number {
 export function registerEvaluationCommands(program: Command, ctx: CliContext): void {
   program
     .command('evaluate <model>')
-    .description('evaluate a model version (evaluateModel workflow): judge scores, RAG metrics, gate → Approved/Rejected')
+    .description(
+      'evaluate a model version (evaluateModel workflow): judge scores, RAG metrics, gate → Approved/Rejected',
+    )
     .option('-b, --baseline <model>', 'another model version to compare against')
     .option('-d, --dataset <artifact>', "dataset artifact id (default: the model's training dataset, test split)")
     .option('-n, --max-samples <n>', 'test-split rows to evaluate', (v) => Number.parseInt(v, 10))
@@ -134,7 +138,12 @@ export function registerEvaluationCommands(program: Command, ctx: CliContext): v
     .action(async (options: { model?: string; limit: number }) => {
       const warehouse = await openWarehouse(ctx.platformSettings().mongo);
       try {
-        const reports = (await new ArtifactRegistry(warehouse.db).list({ kind: 'evaluation-report', limit: options.model ? 500 : options.limit }))
+        const reports = (
+          await new ArtifactRegistry(warehouse.db).list({
+            kind: 'evaluation-report',
+            limit: options.model ? 500 : options.limit,
+          })
+        )
           .filter((a) => !options.model || a.metadata.model === options.model)
           .slice(0, options.limit);
         if (reports.length === 0) ctx.print('no evaluation reports yet; run `twin evaluate <model version>`');
@@ -155,7 +164,9 @@ export function registerEvaluationCommands(program: Command, ctx: CliContext): v
         const registry = new ArtifactRegistry(warehouse.db);
         let artifact = which.startsWith('evaluation-report:') ? await registry.get(which) : null;
         if (!artifact) {
-          artifact = (await registry.list({ kind: 'evaluation-report', limit: 500 })).find((a) => a.metadata.model === which) ?? null;
+          artifact =
+            (await registry.list({ kind: 'evaluation-report', limit: 500 })).find((a) => a.metadata.model === which) ??
+            null;
         }
         if (!artifact || artifact.kind !== 'evaluation-report') {
           ctx.print(`no evaluation report ${which}; list them with \`twin evaluations list\``);
@@ -164,7 +175,9 @@ export function registerEvaluationCommands(program: Command, ctx: CliContext): v
         }
         const key = artifact.metadata.reportKey;
         if (typeof key !== 'string') fail(`report ${artifact.id} has no reportKey`);
-        const report = JSON.parse((await createArtifactStore(settings.artifacts, settings.aws).get(key)).toString('utf8')) as EvaluationReport;
+        const report = JSON.parse(
+          (await createArtifactStore(settings.artifacts, settings.aws).get(key)).toString('utf8'),
+        ) as EvaluationReport;
         if (options.json) ctx.print(JSON.stringify(report, null, 2));
         else ctx.print(renderMarkdown(report));
         ctx.print(`(${artifact.id}, ${artifact.uri})`);

@@ -85,7 +85,9 @@ export function toScores(judge: JudgeAggregate, rag?: RagAggregate): EvaluationS
   return {
     accuracy: judge.accuracy.mean,
     style: judge.style.mean,
-    ...(rag && rag.samples > 0 ? { faithfulness: rag.faithfulness.mean, contextRelevance: rag.contextRelevance.mean } : {}),
+    ...(rag && rag.samples > 0
+      ? { faithfulness: rag.faithfulness.mean, contextRelevance: rag.contextRelevance.mean }
+      : {}),
     ...(rag?.hitRate !== undefined ? { hitRate: rag.hitRate } : {}),
     samples: judge.samples,
     judgeFailures: judge.judgeFailures + (rag?.judgeFailures ?? 0),
@@ -112,7 +114,9 @@ export function decideGate(input: GateInput): { passed: boolean; reasons: string
     const min = thresholds[name];
     if (min === undefined) return;
     if (value === undefined) {
-      reasons.push(`${name}: not measured${input.ragUnavailable ? ` (${input.ragUnavailable})` : ''}, threshold ${min}`);
+      reasons.push(
+        `${name}: not measured${input.ragUnavailable ? ` (${input.ragUnavailable})` : ''}, threshold ${min}`,
+      );
     } else if (value < min) {
       reasons.push(`${name} ${value.toFixed(2)} < threshold ${min}`);
     }
@@ -147,7 +151,8 @@ export function effectiveThresholds(
   if (typeof faithfulness === 'number') merged.faithfulness = faithfulness;
   if (typeof contextRelevance === 'number') merged.contextRelevance = contextRelevance;
   for (const [name, value] of Object.entries(merged) as [string, number][]) {
-    if (!Number.isFinite(value) || value < 0 || value > 3) throw new RangeError(`threshold ${name} must be between 0 and 3, got ${value}`);
+    if (!Number.isFinite(value) || value < 0 || value > 3)
+      throw new RangeError(`threshold ${name} must be between 0 and 3, got ${value}`);
   }
   return merged;
 }

@@ -55,7 +55,14 @@ async function readAnswers(file: string): Promise<Map<string, GeneratedAnswer>> 
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      const row = JSON.parse(line) as { id: string; answer: string; output_tokens?: number; outputTokens?: number; finish_reason?: string; finishReason?: string };
+      const row = JSON.parse(line) as {
+        id: string;
+        answer: string;
+        output_tokens?: number;
+        outputTokens?: number;
+        finish_reason?: string;
+        finishReason?: string;
+      };
       answers.set(row.id, {
         id: row.id,
         answer: row.answer,
@@ -95,18 +102,31 @@ export async function generateLocally(
   const script = path.resolve(__dirname, '..', '..', 'jobs', 'evaluate', 'generate.py');
   const args = [
     script,
-    '--model-dir', options.modelDir,
-    '--input', input,
-    '--output', output,
-    '--chat-template', options.chatTemplateFile,
-    '--max-new-tokens', String(params.maxNewTokens),
-    '--temperature', String(params.temperature),
-    '--batch-size', String(options.batchSize),
-    '--device', options.device ?? 'auto',
+    '--model-dir',
+    options.modelDir,
+    '--input',
+    input,
+    '--output',
+    output,
+    '--chat-template',
+    options.chatTemplateFile,
+    '--max-new-tokens',
+    String(params.maxNewTokens),
+    '--temperature',
+    String(params.temperature),
+    '--batch-size',
+    String(options.batchSize),
+    '--device',
+    options.device ?? 'auto',
   ];
   const child = spawn(options.python, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TOKENIZERS_PARALLELISM: 'false', HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE ?? '1', ...(options.env ?? {}) },
+    env: {
+      ...process.env,
+      TOKENIZERS_PARALLELISM: 'false',
+      HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE ?? '1',
+      ...(options.env ?? {}),
+    },
     signal: options.signal,
   });
   let stats: Record<string, unknown> = {};
@@ -139,12 +159,15 @@ export async function generateLocally(
   if (code !== 0) {
     const tail = stderr.join('').split('\n').slice(-15).join('\n');
     // A model folder that cannot be loaded or a bad argument will fail the same way again.
-    const permanent = /OSError|ValueError|SystemExit|not a valid|does not appear|no chat template|No such file/i.test(`${error ?? ''}\n${tail}`);
+    const permanent = /OSError|ValueError|SystemExit|not a valid|does not appear|no chat template|No such file/i.test(
+      `${error ?? ''}\n${tail}`,
+    );
     throw new GenerationError(`generate.py exited with ${code}: ${error ?? tail.slice(-1500)}`, !permanent);
   }
   const answers = await readAnswers(output);
   const missing = samples.filter((s) => !answers.has(s.id));
-  if (missing.length) throw new GenerationError(`generate.py finished without answers for ${missing.length} sample(s)`, true);
+  if (missing.length)
+    throw new GenerationError(`generate.py finished without answers for ${missing.length} sample(s)`, true);
   delete stats.event;
   return { answers: samples.map((s) => answers.get(s.id) as GeneratedAnswer), stats };
 }
@@ -191,7 +214,9 @@ async function generateRemotely(
 }
 
 function classifyHttp(error: unknown, where: string): GenerationError {
-  const status = (error as { status?: number }).status ?? (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const status =
+    (error as { status?: number }).status ??
+    (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   const message = `${where}: ${(error as Error).message ?? String(error)}`;
   const retryable = status === undefined || status >= 500 || status === 429 || status === 408 || status === 409;
   return new GenerationError(message, retryable);
@@ -203,7 +228,12 @@ export function generateWithOpenAi(
   params: GenerationParams,
   options: RemoteGenerationOptions & { baseUrl: string; model: string; apiKey?: string; timeoutMs?: number },
 ): Promise<GeneratedAnswer[]> {
-  const client = new OpenAI({ baseURL: options.baseUrl, apiKey: options.apiKey ?? 'not-needed', timeout: options.timeoutMs ?? 300_000, maxRetries: 3 });
+  const client = new OpenAI({
+    baseURL: options.baseUrl,
+    apiKey: options.apiKey ?? 'not-needed',
+    timeout: options.timeoutMs ?? 300_000,
+    maxRetries: 3,
+  });
   return generateRemotely(
     samples,
     async (sample) => {
@@ -290,7 +320,8 @@ export function parseEndpointResponse(raw: string): Omit<GeneratedAnswer, 'id'> 
       ...(typeof first.details?.finish_reason === 'string' ? { finishReason: first.details.finish_reason } : {}),
     };
   }
-  if (first && Array.isArray(first.outputs) && typeof first.outputs[0] === 'string') return { answer: first.outputs[0].trim() };
+  if (first && Array.isArray(first.outputs) && typeof first.outputs[0] === 'string')
+    return { answer: first.outputs[0].trim() };
   throw new GenerationError(`unexpected endpoint response: ${raw.slice(0, 200)}`, false);
 }
 

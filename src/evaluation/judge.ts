@@ -107,7 +107,11 @@ export function renderRagJudgePrompt(task: { question: string; answer: string; c
   const contexts = task.contexts.length
     ? task.contexts.map((text, i) => `[${i + 1}] ${text.trim()}`).join('\n\n')
     : '(no context was retrieved)';
-  return fill(RAG_JUDGE_TEMPLATE, { question: task.question.trim(), contexts, answer: task.answer.trim() || '(empty answer)' });
+  return fill(RAG_JUDGE_TEMPLATE, {
+    question: task.question.trim(),
+    contexts,
+    answer: task.answer.trim() || '(empty answer)',
+  });
 }
 
 export type JudgeFailureReason = 'invalid-json' | 'invalid-shape' | 'out-of-range' | 'llm-error';
@@ -126,15 +130,20 @@ export function classifyVerdict<T>(
   const rangeIssue = parsed.error.issues.find(
     (issue) =>
       issue.path[issue.path.length - 1] === 'score' &&
-      (issue.code === 'too_small' || issue.code === 'too_big' || issue.code === 'invalid_type' || issue.code === 'invalid_format'),
+      (issue.code === 'too_small' ||
+        issue.code === 'too_big' ||
+        issue.code === 'invalid_type' ||
+        issue.code === 'invalid_format'),
   );
   const detail = parsed.error.issues
     .slice(0, 3)
     .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
     .join('; ');
-  if (rangeIssue && (rangeIssue.code === 'too_small' || rangeIssue.code === 'too_big')) return { ok: false, reason: 'out-of-range', detail };
+  if (rangeIssue && (rangeIssue.code === 'too_small' || rangeIssue.code === 'too_big'))
+    return { ok: false, reason: 'out-of-range', detail };
   // A non-integer score (2.5) is outside the scale too.
-  if (rangeIssue && typeof getPath(value, rangeIssue.path) === 'number') return { ok: false, reason: 'out-of-range', detail };
+  if (rangeIssue && typeof getPath(value, rangeIssue.path) === 'number')
+    return { ok: false, reason: 'out-of-range', detail };
   return { ok: false, reason: 'invalid-shape', detail };
 }
 
@@ -177,10 +186,19 @@ export async function judgeWith<T>(
       });
     } catch (error) {
       const retryable = error instanceof LlmError ? error.retryable : false;
-      return { ok: false, reason: 'llm-error', detail: (error as Error).message.slice(0, 300), completions: completion, retryable };
+      return {
+        ok: false,
+        reason: 'llm-error',
+        detail: (error as Error).message.slice(0, 300),
+        completions: completion,
+        retryable,
+      };
     }
     if (!content.json.ok) {
-      last = { reason: 'invalid-json', detail: `${content.json.error.slice(0, 200)} (finish: ${content.finishReason ?? 'unknown'})` };
+      last = {
+        reason: 'invalid-json',
+        detail: `${content.json.error.slice(0, 200)} (finish: ${content.finishReason ?? 'unknown'})`,
+      };
       continue;
     }
     const verdict = classifyVerdict(request.schema, content.json.value);
@@ -198,8 +216,16 @@ export interface JudgeTask {
   answer: string;
 }
 
-export function judgeAnswer(llm: LlmClient, task: JudgeTask, options: JudgeCallOptions = {}): Promise<JudgeOutcome<JudgeVerdict>> {
-  return judgeWith(llm, { system: JUDGE_SYSTEM, user: renderJudgePrompt(task), schema: judgeSchema, schemaName: 'judgement' }, options);
+export function judgeAnswer(
+  llm: LlmClient,
+  task: JudgeTask,
+  options: JudgeCallOptions = {},
+): Promise<JudgeOutcome<JudgeVerdict>> {
+  return judgeWith(
+    llm,
+    { system: JUDGE_SYSTEM, user: renderJudgePrompt(task), schema: judgeSchema, schemaName: 'judgement' },
+    options,
+  );
 }
 
 export interface RagJudgeTask {
@@ -209,7 +235,11 @@ export interface RagJudgeTask {
   contexts: string[];
 }
 
-export function judgeRagSample(llm: LlmClient, task: RagJudgeTask, options: JudgeCallOptions = {}): Promise<JudgeOutcome<RagJudgeVerdict>> {
+export function judgeRagSample(
+  llm: LlmClient,
+  task: RagJudgeTask,
+  options: JudgeCallOptions = {},
+): Promise<JudgeOutcome<RagJudgeVerdict>> {
   return judgeWith(
     llm,
     { system: RAG_JUDGE_SYSTEM, user: renderRagJudgePrompt(task), schema: ragJudgeSchema, schemaName: 'rag_judgement' },
@@ -227,7 +257,11 @@ export type Judgement<T> = { id: string } & JudgeOutcome<T>;
 export async function judgeAll<Task extends { id: string }, T>(
   tasks: readonly Task[],
   judge: (task: Task) => Promise<JudgeOutcome<T>>,
-  options: { concurrency?: number; done?: ReadonlyMap<string, Judgement<T>>; onJudged?: (judgement: Judgement<T>) => void } = {},
+  options: {
+    concurrency?: number;
+    done?: ReadonlyMap<string, Judgement<T>>;
+    onJudged?: (judgement: Judgement<T>) => void;
+  } = {},
 ): Promise<Judgement<T>[]> {
   const limit = pLimit(Math.max(1, options.concurrency ?? 4));
   return Promise.all(

@@ -40,8 +40,24 @@ import {
   type GenerationParams,
   type GenerationProgress,
 } from './generation';
-import { judgeAll, judgeAnswer, judgeRagSample, JUDGE_PROMPT_VERSION, type Judgement, type JudgeVerdict, type RagJudgeVerdict } from './judge';
-import { askLive, DEFAULT_RAG_QUESTIONS, givenSamples, loadQuestionSet, loadRagEngine, loadStoredSamples, type RagSample } from './rag';
+import {
+  judgeAll,
+  judgeAnswer,
+  judgeRagSample,
+  JUDGE_PROMPT_VERSION,
+  type Judgement,
+  type JudgeVerdict,
+  type RagJudgeVerdict,
+} from './judge';
+import {
+  askLive,
+  DEFAULT_RAG_QUESTIONS,
+  givenSamples,
+  loadQuestionSet,
+  loadRagEngine,
+  loadStoredSamples,
+  type RagSample,
+} from './rag';
 import { renderMarkdown, REPORT_SCHEMA, type EvaluationReport, type ModelEvaluation } from './report';
 import { EvaluationInputError, fromJsonl, loadTestSamples, toJsonl, type EvalSample } from './samples';
 import type { EvaluateModelInput, EvaluationResult, EvaluationThresholds, GeneratorConfig } from './types';
@@ -87,12 +103,19 @@ const short = (value: unknown) => sha256(JSON.stringify(value)).slice(0, 16);
 
 function defaultGenerator(model: ModelVersion, settings: Settings): GeneratorConfig {
   if (model.backend === 'sagemaker') {
-    return { backend: 'sagemaker', endpointName: settings.evaluation.sagemakerEndpoint ?? settings.serving.endpointName };
+    return {
+      backend: 'sagemaker',
+      endpointName: settings.evaluation.sagemakerEndpoint ?? settings.serving.endpointName,
+    };
   }
   return { backend: 'local' };
 }
 
-function resolveGenerator(model: ModelVersion, requested: GeneratorConfig | undefined, settings: Settings): GeneratorConfig {
+function resolveGenerator(
+  model: ModelVersion,
+  requested: GeneratorConfig | undefined,
+  settings: Settings,
+): GeneratorConfig {
   const generator = requested ?? defaultGenerator(model, settings);
   switch (generator.backend) {
     case 'local':
@@ -108,11 +131,14 @@ function resolveGenerator(model: ModelVersion, requested: GeneratorConfig | unde
       return { backend: 'openai', baseUrl, model: generator.model ?? model.version };
     }
     case 'sagemaker': {
-      const endpointName = generator.endpointName ?? settings.evaluation.sagemakerEndpoint ?? settings.serving.endpointName;
+      const endpointName =
+        generator.endpointName ?? settings.evaluation.sagemakerEndpoint ?? settings.serving.endpointName;
       return { backend: 'sagemaker', endpointName };
     }
     default:
-      throw new EvaluationInputError(`generator backend must be local, openai or sagemaker, got ${JSON.stringify((generator as { backend: unknown }).backend)}`);
+      throw new EvaluationInputError(
+        `generator backend must be local, openai or sagemaker, got ${JSON.stringify((generator as { backend: unknown }).backend)}`,
+      );
   }
 }
 
@@ -127,16 +153,25 @@ export function samplesStoreKey(samplesKey: string): string {
 }
 
 /** Resolves model(s), dataset, thresholds and generators; writes the selected samples to the store. */
-export async function prepareEvaluation(input: EvaluateModelInput, ctx: EvaluationContext): Promise<PreparedEvaluation> {
+export async function prepareEvaluation(
+  input: EvaluateModelInput,
+  ctx: EvaluationContext,
+): Promise<PreparedEvaluation> {
   const { settings } = ctx;
   const config = settings.evaluation;
-  if (!input?.model || typeof input.model !== 'string') throw new EvaluationInputError('model: give a model version (see `twin models list`)');
+  if (!input?.model || typeof input.model !== 'string')
+    throw new EvaluationInputError('model: give a model version (see `twin models list`)');
   if (input.maxSamples !== undefined && (!Number.isInteger(input.maxSamples) || input.maxSamples < 1)) {
-    throw new EvaluationInputError(`maxSamples must be a positive whole number, got ${JSON.stringify(input.maxSamples)}`);
+    throw new EvaluationInputError(
+      `maxSamples must be a positive whole number, got ${JSON.stringify(input.maxSamples)}`,
+    );
   }
-  if (input.baseline === input.model) throw new EvaluationInputError('baseline must be another model version than model');
+  if (input.baseline === input.model)
+    throw new EvaluationInputError('baseline must be another model version than model');
   const model = await requireModel(ctx.models, input.model, 'model version');
-  const baselineModel = input.baseline ? await requireModel(ctx.models, input.baseline, 'baseline model version') : undefined;
+  const baselineModel = input.baseline
+    ? await requireModel(ctx.models, input.baseline, 'baseline model version')
+    : undefined;
   let thresholds: EvaluationThresholds;
   try {
     thresholds = effectiveThresholds(config.thresholds, input.thresholds);
@@ -165,7 +200,9 @@ export async function prepareEvaluation(input: EvaluateModelInput, ctx: Evaluati
     prefix: `evaluations/${m.version}/${short({ samplesKey, generator: { ...generator, baseUrl: undefined }, params, template })}`,
   });
   const candidate = target(model, resolveGenerator(model, input.generator, settings));
-  const baseline = baselineModel ? target(baselineModel, resolveGenerator(baselineModel, undefined, settings)) : undefined;
+  const baseline = baselineModel
+    ? target(baselineModel, resolveGenerator(baselineModel, undefined, settings))
+    : undefined;
   const judge = { model: config.judge.model, promptVersion: JUDGE_PROMPT_VERSION, attempts: config.judge.attempts };
   const judgeKey = short(judge);
   return {
@@ -180,7 +217,13 @@ export async function prepareEvaluation(input: EvaluateModelInput, ctx: Evaluati
     maxJudgeFailureRate: config.maxJudgeFailureRate,
     judge: { ...judge, key: judgeKey },
     rag: input.rag ?? true,
-    cacheKey: short({ candidate: candidate.prefix, baseline: baseline?.prefix, judgeKey, thresholds, rag: input.rag ?? true }),
+    cacheKey: short({
+      candidate: candidate.prefix,
+      baseline: baseline?.prefix,
+      judgeKey,
+      thresholds,
+      rag: input.rag ?? true,
+    }),
   };
 }
 
@@ -219,7 +262,8 @@ export async function generateAnswers(
   const generator = target.generator;
   if (generator.backend === 'local') {
     const modelDir = fileURLToPath(target.artifactUri);
-    if (!existsSync(modelDir)) throw new EvaluationInputError(`model folder ${modelDir} of ${target.model} does not exist`);
+    if (!existsSync(modelDir))
+      throw new EvaluationInputError(`model folder ${modelDir} of ${target.model} does not exist`);
     const result = await generateLocally(samples, params, {
       python: ctx.settings.training.python,
       modelDir,
@@ -286,11 +330,15 @@ export async function judgeAnswers(
   const judgementsKey = `${target.prefix}/judgements-${request.judgeKey}.json`;
   const samples = await readSamples(ctx.store, request.samplesKey);
   const answers = new Map(
-    fromJsonl<GeneratedAnswer>((await ctx.store.get(`${target.prefix}/answers.jsonl`)).toString('utf8')).map((a) => [a.id, a]),
+    fromJsonl<GeneratedAnswer>((await ctx.store.get(`${target.prefix}/answers.jsonl`)).toString('utf8')).map((a) => [
+      a.id,
+      a,
+    ]),
   );
   const done = new Map<string, Judgement<JudgeVerdict>>();
   if (await ctx.store.exists(judgementsKey)) {
-    for (const j of JSON.parse((await ctx.store.get(judgementsKey)).toString('utf8')) as Judgement<JudgeVerdict>[]) done.set(j.id, j);
+    for (const j of JSON.parse((await ctx.store.get(judgementsKey)).toString('utf8')) as Judgement<JudgeVerdict>[])
+      done.set(j.id, j);
   }
   const tasks = samples.map((s) => {
     const answer = answers.get(s.id);
@@ -298,16 +346,26 @@ export async function judgeAnswers(
     return { id: s.id, instruction: s.instruction, reference: s.reference, answer: answer.answer };
   });
   let judged = [...done.values()].filter((j) => j.ok || !j.retryable).length;
-  const judgements = await judgeAll(tasks, (task) => judgeAnswer(ctx.llm, task, { attempts: ctx.settings.evaluation.judge.attempts, signal: hooks.signal }), {
-    concurrency: ctx.settings.evaluation.judge.concurrency,
-    done,
-    onJudged: () => hooks.onProgress?.((judged += 1), tasks.length),
-  });
+  const judgements = await judgeAll(
+    tasks,
+    (task) => judgeAnswer(ctx.llm, task, { attempts: ctx.settings.evaluation.judge.attempts, signal: hooks.signal }),
+    {
+      concurrency: ctx.settings.evaluation.judge.concurrency,
+      done,
+      onJudged: () => hooks.onProgress?.((judged += 1), tasks.length),
+    },
+  );
   await ctx.store.put(judgementsKey, JSON.stringify(judgements), 'application/json');
   const retryable = judgements.filter((j) => !j.ok && j.retryable);
   const final = judgements.filter((j) => j.ok || !j.retryable);
   const lastError = retryable.length ? (retryable[retryable.length - 1] as { detail: string }).detail : undefined;
-  return { model: target.model, judgementsKey, aggregate: aggregateJudgements(final), retryable: retryable.length, ...(lastError ? { lastError } : {}) };
+  return {
+    model: target.model,
+    judgementsKey,
+    aggregate: aggregateJudgements(final),
+    retryable: retryable.length,
+    ...(lastError ? { lastError } : {}),
+  };
 }
 
 export type RagOutcome =
@@ -337,11 +395,16 @@ export async function measureRag(
   let samples: RagSample[];
   let errors = 0;
   if (await ctx.store.exists(samplesKey)) {
-    const stored = JSON.parse((await ctx.store.get(samplesKey)).toString('utf8')) as { samples: RagSample[]; errors: number; questionSet?: typeof questionSet };
+    const stored = JSON.parse((await ctx.store.get(samplesKey)).toString('utf8')) as {
+      samples: RagSample[];
+      errors: number;
+      questionSet?: typeof questionSet;
+    };
     ({ samples, errors, questionSet } = stored);
   } else {
     const set = existsSync(file) ? await loadQuestionSet(file) : undefined;
-    if (set) questionSet = { file: path.relative(process.cwd(), file) || file, version: set.version, checksum: set.checksum };
+    if (set)
+      questionSet = { file: path.relative(process.cwd(), file) || file, version: set.version, checksum: set.checksum };
     const questions = (set?.questions ?? []).slice(0, config.ragMaxQuestions);
     samples = givenSamples(questions);
     const live = questions.filter((q) => q.answer === undefined || q.contexts === undefined);
@@ -350,7 +413,10 @@ export async function measureRag(
       const loaded = await loadRagEngine(ctx.settings);
       if ('engine' in loaded) {
         try {
-          const answered = await askLive(loaded.engine, live, { signal: hooks.signal, onAnswered: (n) => hooks.onProgress?.('asking', n, live.length) });
+          const answered = await askLive(loaded.engine, live, {
+            signal: hooks.signal,
+            onAnswered: (n) => hooks.onProgress?.('asking', n, live.length),
+          });
           samples.push(...answered.samples);
           errors = answered.errors.length;
         } finally {
@@ -362,21 +428,27 @@ export async function measureRag(
     }
     const room = config.ragMaxQuestions - samples.length;
     samples.push(...(await loadStoredSamples(await ctx.db(), room)));
-    if (samples.length === 0) return { skipped: notes[0] ?? `no RAG questions with answers (${file}) and no rag_eval_samples` };
+    if (samples.length === 0)
+      return { skipped: notes[0] ?? `no RAG questions with answers (${file}) and no rag_eval_samples` };
     await ctx.store.put(samplesKey, JSON.stringify({ samples, errors, questionSet }), 'application/json');
   }
 
   const judgementsKey = `${key}/judgements-${request.judgeKey}.json`;
   const done = new Map<string, Judgement<RagJudgeVerdict>>();
   if (await ctx.store.exists(judgementsKey)) {
-    for (const j of JSON.parse((await ctx.store.get(judgementsKey)).toString('utf8')) as Judgement<RagJudgeVerdict>[]) done.set(j.id, j);
+    for (const j of JSON.parse((await ctx.store.get(judgementsKey)).toString('utf8')) as Judgement<RagJudgeVerdict>[])
+      done.set(j.id, j);
   }
   let judged = 0;
-  const judgements = await judgeAll(samples, (s) => judgeRagSample(ctx.llm, s, { attempts: config.judge.attempts, signal: hooks.signal }), {
-    concurrency: config.judge.concurrency,
-    done,
-    onJudged: () => hooks.onProgress?.('judging', (judged += 1), samples.length),
-  });
+  const judgements = await judgeAll(
+    samples,
+    (s) => judgeRagSample(ctx.llm, s, { attempts: config.judge.attempts, signal: hooks.signal }),
+    {
+      concurrency: config.judge.concurrency,
+      done,
+      onJudged: () => hooks.onProgress?.('judging', (judged += 1), samples.length),
+    },
+  );
   await ctx.store.put(judgementsKey, JSON.stringify(judgements), 'application/json');
   const final = judgements.filter((j) => j.ok || !j.retryable);
   const origins: Record<string, number> = {};
@@ -403,9 +475,16 @@ export interface RecordRequest {
   producer: ArtifactProducer;
 }
 
-async function examples(store: ArtifactStore, samplesKey: string, generation: GenerationSummary, judge: JudgeSummary): Promise<ModelEvaluation['examples']> {
+async function examples(
+  store: ArtifactStore,
+  samplesKey: string,
+  generation: GenerationSummary,
+  judge: JudgeSummary,
+): Promise<ModelEvaluation['examples']> {
   const samples = await readSamples(store, samplesKey);
-  const answers = new Map(fromJsonl<GeneratedAnswer>((await store.get(generation.answersKey)).toString('utf8')).map((a) => [a.id, a]));
+  const answers = new Map(
+    fromJsonl<GeneratedAnswer>((await store.get(generation.answersKey)).toString('utf8')).map((a) => [a.id, a]),
+  );
   const judgements = JSON.parse((await store.get(judge.judgementsKey)).toString('utf8')) as Judgement<JudgeVerdict>[];
   const byId = new Map(judgements.map((j) => [j.id, j]));
   return samples
@@ -431,13 +510,19 @@ export async function recordEvaluation(
   const rag = request.rag && !('skipped' in request.rag) ? request.rag : undefined;
   const scores = toScores(request.candidate.judge.aggregate, rag);
   const ragJudged = rag ? rag.samples + rag.judgeFailures : 0;
-  const judged = request.candidate.judge.aggregate.samples + request.candidate.judge.aggregate.judgeFailures + ragJudged;
+  const judged =
+    request.candidate.judge.aggregate.samples + request.candidate.judge.aggregate.judgeFailures + ragJudged;
   const gate = decideGate({
     scores,
     thresholds: prepared.thresholds,
     judged,
     maxJudgeFailureRate: prepared.maxJudgeFailureRate,
-    ragUnavailable: request.rag && 'skipped' in request.rag ? request.rag.skipped : !prepared.rag ? 'rag: false in the input' : undefined,
+    ragUnavailable:
+      request.rag && 'skipped' in request.rag
+        ? request.rag.skipped
+        : !prepared.rag
+          ? 'rag: false in the input'
+          : undefined,
   });
   const evaluation = async (
     target: EvaluationTarget,
@@ -452,7 +537,8 @@ export async function recordEvaluation(
     examples: await examples(ctx.store, prepared.samplesKey, run.generation, run.judge),
   });
   const candidate = await evaluation(prepared.candidate, request.candidate, true);
-  const baseline = prepared.baseline && request.baseline ? await evaluation(prepared.baseline, request.baseline, false) : undefined;
+  const baseline =
+    prepared.baseline && request.baseline ? await evaluation(prepared.baseline, request.baseline, false) : undefined;
   const report: EvaluationReport = {
     schema: REPORT_SCHEMA,
     model: prepared.candidate.model,
@@ -462,10 +548,21 @@ export async function recordEvaluation(
     reasons: gate.reasons,
     thresholds: prepared.thresholds,
     maxJudgeFailureRate: prepared.maxJudgeFailureRate,
-    judge: { model: prepared.judge.model, promptVersion: prepared.judge.promptVersion, attempts: prepared.judge.attempts },
+    judge: {
+      model: prepared.judge.model,
+      promptVersion: prepared.judge.promptVersion,
+      attempts: prepared.judge.attempts,
+    },
     candidate,
     ...(baseline ? { baseline } : {}),
-    ...(request.rag ? { rag: 'skipped' in request.rag ? request.rag : (({ retryable: _r, judgementsKey: _k, ...rest }) => rest)(request.rag) } : {}),
+    ...(request.rag
+      ? {
+          rag:
+            'skipped' in request.rag
+              ? request.rag
+              : (({ retryable: _r, judgementsKey: _k, ...rest }) => rest)(request.rag),
+        }
+      : {}),
     cacheKey: prepared.cacheKey,
     workflowId: request.producer.workflowId,
     createdAt: now.toISOString(),
@@ -482,7 +579,11 @@ export async function recordEvaluation(
       count: prepared.samples,
       checksum,
       producer: request.producer,
-      inputs: [prepared.candidate.modelArtifactId, prepared.datasetArtifactId, ...(prepared.baseline ? [prepared.baseline.modelArtifactId] : [])],
+      inputs: [
+        prepared.candidate.modelArtifactId,
+        prepared.datasetArtifactId,
+        ...(prepared.baseline ? [prepared.baseline.modelArtifactId] : []),
+      ],
       metadata: {
         model: report.model,
         passed: gate.passed,
@@ -509,7 +610,10 @@ export async function recordEvaluation(
       new UpdateModelPackageCommand({
         ModelPackageArn: model.modelPackageArn,
         ModelApprovalStatus: status,
-        ApprovalDescription: (gate.passed ? 'passed evaluation' : `failed evaluation: ${gate.reasons.join('; ')}`).slice(0, 1024),
+        ApprovalDescription: (gate.passed
+          ? 'passed evaluation'
+          : `failed evaluation: ${gate.reasons.join('; ')}`
+        ).slice(0, 1024),
       }),
     );
   }

@@ -44,7 +44,9 @@ export interface RagSample {
   traceId?: string;
 }
 
-export async function loadQuestionSet(file: string): Promise<{ version: string; checksum: string; questions: RagQuestion[] }> {
+export async function loadQuestionSet(
+  file: string,
+): Promise<{ version: string; checksum: string; questions: RagQuestion[] }> {
   const text = await readFile(file, 'utf8');
   const raw: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   const parsed = ragQuestionFileSchema.safeParse(raw);
@@ -85,10 +87,15 @@ export async function loadStoredSamples(db: Db, limit: number): Promise<RagSampl
 }
 
 /** Whether a retrieved source is the question's known source (link, document id or title, case-insensitive). */
-export function isSourceHit(source: string, retrieved: readonly Pick<RagSource, 'documentId' | 'link' | 'title' | 'chunkId'>[]): boolean {
+export function isSourceHit(
+  source: string,
+  retrieved: readonly Pick<RagSource, 'documentId' | 'link' | 'title' | 'chunkId'>[],
+): boolean {
   const wanted = source.trim().toLowerCase().replace(/\/+$/, '');
   return retrieved.some((s) =>
-    [s.documentId, s.chunkId, s.link, s.title].some((v) => typeof v === 'string' && v.trim().toLowerCase().replace(/\/+$/, '') === wanted),
+    [s.documentId, s.chunkId, s.link, s.title].some(
+      (v) => typeof v === 'string' && v.trim().toLowerCase().replace(/\/+$/, '') === wanted,
+    ),
   );
 }
 
@@ -119,7 +126,10 @@ export async function askLive(
   const errors: { question: string; error: string }[] = [];
   for (const q of questions) {
     try {
-      const answer = await engine.answer({ query: q.question, ...(q.author ? { author: q.author } : {}) }, { signal: options.signal });
+      const answer = await engine.answer(
+        { query: q.question, ...(q.author ? { author: q.author } : {}) },
+        { signal: options.signal },
+      );
       samples.push({
         id: questionId(q),
         origin: 'live',

@@ -15,7 +15,14 @@ export interface ModelEvaluation {
   /** Generation figures (tokens, seconds, device) when the backend reports them. */
   generation: Record<string, unknown>;
   /** Up to 5 judged examples (lowest accuracy first), for a reader of the report. */
-  examples: { instruction: string; answer: string; accuracy?: number; style?: number; analysis?: string; failure?: string }[];
+  examples: {
+    instruction: string;
+    answer: string;
+    accuracy?: number;
+    style?: number;
+    analysis?: string;
+    failure?: string;
+  }[];
 }
 
 export interface EvaluationReport {
@@ -30,7 +37,13 @@ export interface EvaluationReport {
   judge: { model: string; promptVersion: string; attempts: number };
   candidate: ModelEvaluation;
   baseline?: ModelEvaluation;
-  rag?: (RagAggregate & { questionSet?: { file: string; version: string; checksum: string }; origins: Record<string, number>; errors: number }) | { skipped: string };
+  rag?:
+    | (RagAggregate & {
+        questionSet?: { file: string; version: string; checksum: string };
+        origins: Record<string, number>;
+        errors: number;
+      })
+    | { skipped: string };
   cacheKey: string;
   workflowId: string;
   createdAt: string;
@@ -72,11 +85,18 @@ export function renderMarkdown(report: EvaluationReport): string {
     `| context relevance (RAG) | ${fmt(c.scores.contextRelevance)} | ${fmt(t.contextRelevance)} |${b ? ' – | – |' : ''}`,
     '',
     `Judged samples: ${c.scores.samples}; judge failures: ${c.judge.judgeFailures}` +
-      (Object.keys(c.judge.failureReasons).length ? ` (${Object.entries(c.judge.failureReasons).map(([k, v]) => `${k} ${v}`).join(', ')})` : '') +
+      (Object.keys(c.judge.failureReasons).length
+        ? ` (${Object.entries(c.judge.failureReasons)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')})`
+        : '') +
       `; allowed failure rate ${(report.maxJudgeFailureRate * 100).toFixed(1)} %.`,
     `Score distribution (1 / 2 / 3): accuracy ${dist(c.judge.accuracy)}, style ${dist(c.judge.style)}.`,
   );
-  if (b) lines.push(`Baseline \`${b.model}\`: accuracy ${dist(b.judge.accuracy)}, style ${dist(b.judge.style)}, judge failures ${b.judge.judgeFailures}.`);
+  if (b)
+    lines.push(
+      `Baseline \`${b.model}\`: accuracy ${dist(b.judge.accuracy)}, style ${dist(b.judge.style)}, judge failures ${b.judge.judgeFailures}.`,
+    );
   lines.push('');
   if (report.rag && 'skipped' in report.rag) {
     lines.push(`RAG metrics: skipped (${report.rag.skipped}).`, '');
@@ -85,21 +105,44 @@ export function renderMarkdown(report: EvaluationReport): string {
     lines.push(
       '## RAG',
       '',
-      `Samples judged: ${r.samples} (${Object.entries(r.origins).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}); judge failures ${r.judgeFailures}; questions the RAG service failed on: ${r.errors}.`,
+      `Samples judged: ${r.samples} (${
+        Object.entries(r.origins)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || 'none'
+      }); judge failures ${r.judgeFailures}; questions the RAG service failed on: ${r.errors}.`,
       `Faithfulness ${fmt(r.faithfulness.mean)} (${dist(r.faithfulness)}), context relevance ${fmt(r.contextRelevance.mean)} (${dist(r.contextRelevance)})` +
-        (r.hitRate !== undefined ? `, retrieval hit rate ${(r.hitRate * 100).toFixed(1)} % (${r.hits}/${r.withKnownSource} questions with a known source).` : '.'),
-      ...(r.questionSet ? [`Question set: ${r.questionSet.file} version ${r.questionSet.version} (${r.questionSet.checksum.slice(0, 19)}).`] : []),
+        (r.hitRate !== undefined
+          ? `, retrieval hit rate ${(r.hitRate * 100).toFixed(1)} % (${r.hits}/${r.withKnownSource} questions with a known source).`
+          : '.'),
+      ...(r.questionSet
+        ? [
+            `Question set: ${r.questionSet.file} version ${r.questionSet.version} (${r.questionSet.checksum.slice(0, 19)}).`,
+          ]
+        : []),
       '',
     );
   }
   if (c.examples.length) {
-    lines.push('## Examples (lowest accuracy first)', '', '| instruction | answer | acc | style | judge |', '| --- | --- | --- | --- | --- |');
+    lines.push(
+      '## Examples (lowest accuracy first)',
+      '',
+      '| instruction | answer | acc | style | judge |',
+      '| --- | --- | --- | --- | --- |',
+    );
     for (const e of c.examples) {
-      lines.push(`| ${cell(e.instruction, 100)} | ${cell(e.answer)} | ${e.accuracy ?? '–'} | ${e.style ?? '–'} | ${cell(e.failure ? `failed: ${e.failure}` : (e.analysis ?? ''), 200)} |`);
+      lines.push(
+        `| ${cell(e.instruction, 100)} | ${cell(e.answer)} | ${e.accuracy ?? '–'} | ${e.style ?? '–'} | ${cell(e.failure ? `failed: ${e.failure}` : (e.analysis ?? ''), 200)} |`,
+      );
     }
     lines.push('');
   }
-  if (Object.keys(c.generation).length) lines.push(`Generation: ${Object.entries(c.generation).map(([k, v]) => `${k}=${String(v)}`).join(', ')}.`, '');
+  if (Object.keys(c.generation).length)
+    lines.push(
+      `Generation: ${Object.entries(c.generation)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(', ')}.`,
+      '',
+    );
   lines.push(`Workflow \`${report.workflowId}\` · cache key \`${report.cacheKey}\``, '');
   return lines.join('\n');
 }

@@ -69,7 +69,11 @@ export function parseTestSplit(kind: ArtifactRef['kind'], text: string, maxSampl
 }
 
 /** The test-split samples of a dataset artifact (instruction or preference dataset). */
-export async function loadTestSamples(dataset: ArtifactRef, maxSamples: number, s3: () => S3Client): Promise<{ samples: EvalSample[]; testUri: string }> {
+export async function loadTestSamples(
+  dataset: ArtifactRef,
+  maxSamples: number,
+  s3: () => S3Client,
+): Promise<{ samples: EvalSample[]; testUri: string }> {
   if (dataset.kind !== 'instruction-dataset' && dataset.kind !== 'preference-dataset') {
     throw new EvaluationInputError(`${dataset.id} is a ${dataset.kind}, not an instruction or preference dataset`);
   }
@@ -80,7 +84,8 @@ export async function loadTestSamples(dataset: ArtifactRef, maxSamples: number, 
   } catch (error) {
     if (error instanceof EvaluationInputError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? (error as { name?: string }).name;
-    if (code === 'ENOENT' || code === 'NoSuchKey') throw new EvaluationInputError(`dataset ${dataset.id} has no test split at ${test}`);
+    if (code === 'ENOENT' || code === 'NoSuchKey')
+      throw new EvaluationInputError(`dataset ${dataset.id} has no test split at ${test}`);
     throw error;
   }
   const samples = parseTestSplit(dataset.kind, text, maxSamples);

@@ -59,7 +59,8 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
   let baselineArtifact: ArtifactRef;
   let passed: EvaluationResult;
 
-  const judgeRequests = () => judge?.requests.filter((r) => r.body.response_format?.json_schema?.name === 'judgement') ?? [];
+  const judgeRequests = () =>
+    judge?.requests.filter((r) => r.body.response_format?.json_schema?.name === 'judgement') ?? [];
 
   before(async () => {
     client = new Client({ connection: await Connection.connect({ address: testEnv.temporalAddress }) });
@@ -78,7 +79,13 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
       checksum: checksumOf(`evaluation-fixture-${database}`),
       producer,
       inputs: [],
-      metadata: { version: path.basename(folder), train: 20, test: 3, trainUri: `file://${folder}/train.jsonl`, testUri: `file://${folder}/test.jsonl` },
+      metadata: {
+        version: path.basename(folder),
+        train: 20,
+        test: 3,
+        trainUri: `file://${folder}/train.jsonl`,
+        testUri: `file://${folder}/test.jsonl`,
+      },
     });
 
     // The untrained tiny base (the baseline) and the judge.
@@ -92,7 +99,15 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
       path.join(FIXTURES, 'general', 'alpaca-sample.jsonl'),
     ]);
     assert.equal(built.code, 0, built.stderr);
-    baselineArtifact = await registry.record({ kind: 'model', uri: `file://${tinyBase}`, count: 1, checksum: checksumOf(`tiny-base-${database}`), producer, inputs: [], metadata: {} });
+    baselineArtifact = await registry.record({
+      kind: 'model',
+      uri: `file://${tinyBase}`,
+      count: 1,
+      checksum: checksumOf(`tiny-base-${database}`),
+      producer,
+      inputs: [],
+      metadata: {},
+    });
     baselineVersion = `tiny-base-${process.pid}`;
     await new ModelRegistry(db).register({
       version: baselineVersion,
@@ -113,9 +128,13 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     judge = await new ScriptedLlmServer((request) => {
       const prompt = userMessage(request);
       if (request.body.response_format?.json_schema?.name === 'rag_judgement') {
-        return reply.json({ faithfulness: { analysis: 'Supported by [1].', score: 3 }, contextRelevance: { analysis: 'Related.', score: 2 } });
+        return reply.json({
+          faithfulness: { analysis: 'Supported by [1].', score: 3 },
+          contextRelevance: { analysis: 'Related.', score: 2 },
+        });
       }
-      if (prompt.includes(`Instruction:\n${UNJUDGEABLE}`)) return reply.text('Both criteria look fine to me, I would say good.');
+      if (prompt.includes(`Instruction:\n${UNJUDGEABLE}`))
+        return reply.text('Both criteria look fine to me, I would say good.');
       return reply.json(verdict(2, 2));
     }).start();
 
@@ -170,7 +189,15 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     const handle = await client.workflow.start('trainModel', {
       taskQueue: 'twin-pipelines',
       workflowId: uniqueName('eval-train-sft'),
-      args: [{ dataset: dataset.id, mode: 'sft', baseModel: `file://${tinyBase}`, backend: 'local', hyperparameters: FAST } satisfies TrainModelInput],
+      args: [
+        {
+          dataset: dataset.id,
+          mode: 'sft',
+          baseModel: `file://${tinyBase}`,
+          backend: 'local',
+          hyperparameters: FAST,
+        } satisfies TrainModelInput,
+      ],
     });
     sft = (await handle.result().catch((error: unknown) => {
       throw new Error(`${String(error)}\n${workers?.lines.slice(-40).join('\n')}`);
@@ -202,20 +229,52 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     assert.equal(passed.passed, true, passed.reasons.join('; '));
     assert.deepEqual(passed.reasons, []);
     // 3 test rows: two judged 2/2, one judge answer without JSON (counted, not scored); RAG: 2 samples judged 3 / 2.
-    assert.deepEqual(passed.scores, { accuracy: 2, style: 2, faithfulness: 3, contextRelevance: 2, samples: 2, judgeFailures: 1 });
-    assert.deepEqual(passed.baseline, { model: baselineVersion, scores: { accuracy: 2, style: 2, samples: 2, judgeFailures: 1 } });
+    assert.deepEqual(passed.scores, {
+      accuracy: 2,
+      style: 2,
+      faithfulness: 3,
+      contextRelevance: 2,
+      samples: 2,
+      judgeFailures: 1,
+    });
+    assert.deepEqual(passed.baseline, {
+      model: baselineVersion,
+      scores: { accuracy: 2, style: 2, samples: 2, judgeFailures: 1 },
+    });
 
     // The judge saw the instruction, the author's reference answer and each model's generated answer.
-    const sftAnswers = readFileSync(path.join(root(), 'evaluation', sft.modelVersion, readdir1(path.join(root(), 'evaluation', sft.modelVersion)), 'answers.jsonl'), 'utf8')
+    const sftAnswers = readFileSync(
+      path.join(
+        root(),
+        'evaluation',
+        sft.modelVersion,
+        readdir1(path.join(root(), 'evaluation', sft.modelVersion)),
+        'answers.jsonl',
+      ),
+      'utf8',
+    )
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { id: string; answer: string; output_tokens: number });
     assert.equal(sftAnswers.length, 3);
-    assert.ok(sftAnswers.every((a) => a.output_tokens > 0 && a.output_tokens <= 12), JSON.stringify(sftAnswers));
+    assert.ok(
+      sftAnswers.every((a) => a.output_tokens > 0 && a.output_tokens <= 12),
+      JSON.stringify(sftAnswers),
+    );
     const prompts = judgeRequests().map(userMessage);
-    assert.equal(prompts.length, 6, 'candidate and baseline: 3 samples each, one completion each (EVAL_JUDGE_ATTEMPTS=1)');
-    for (const a of sftAnswers) assert.ok(prompts.some((p) => p.includes(`Answer to evaluate:\n${a.answer.trim() || '(empty answer)'}`)), a.answer);
-    assert.ok(prompts.some((p) => p.includes('Reference answer:\nSo that two models are compared on the same questions.')));
+    assert.equal(
+      prompts.length,
+      6,
+      'candidate and baseline: 3 samples each, one completion each (EVAL_JUDGE_ATTEMPTS=1)',
+    );
+    for (const a of sftAnswers)
+      assert.ok(
+        prompts.some((p) => p.includes(`Answer to evaluate:\n${a.answer.trim() || '(empty answer)'}`)),
+        a.answer,
+      );
+    assert.ok(
+      prompts.some((p) => p.includes('Reference answer:\nSo that two models are compared on the same questions.')),
+    );
 
     // The report: an ArtifactRef of kind evaluation-report with lineage, JSON + Markdown in the store.
     const report = passed.report;
@@ -231,9 +290,14 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     assert.equal(json.dataset.testUri, dataset.metadata.testUri);
     assert.deepEqual(json.candidate.judge.failureReasons, { 'invalid-json': 1 });
     assert.ok(!json.rag || !('skipped' in json.rag));
-    assert.deepEqual(json.rag && 'origins' in json.rag ? json.rag.origins : null, { 'question-set': 1, rag_eval_samples: 1 });
+    assert.deepEqual(json.rag && 'origins' in json.rag ? json.rag.origins : null, {
+      'question-set': 1,
+      rag_eval_samples: 1,
+    });
     // Generated with the training chat template (the model's saved copy equals jobs/finetune/chat_template.jinja).
-    const template = createHash('sha256').update(readFileSync(path.join(JOB_DIR, 'chat_template.jinja'))).digest('hex');
+    const template = createHash('sha256')
+      .update(readFileSync(path.join(JOB_DIR, 'chat_template.jinja')))
+      .digest('hex');
     assert.equal(json.candidate.generation.chat_template_sha256, template);
     assert.equal(json.candidate.generation.saved_template_matches, true);
     assert.equal(json.candidate.generation.backend, 'local');
@@ -253,13 +317,21 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     assert.equal(memo.passed, true);
     assert.equal(memo.scores?.accuracy, 2);
     const history = await handle.fetchHistory();
-    const scheduled = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
-    const queueOf = (name: string) => [...new Set(scheduled.filter((a) => a.activityType?.name === name).map((a) => a.taskQueue?.name))];
+    const scheduled = (history.events ?? []).flatMap((e) =>
+      e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : [],
+    );
+    const queueOf = (name: string) => [
+      ...new Set(scheduled.filter((a) => a.activityType?.name === name).map((a) => a.taskQueue?.name)),
+    ];
     assert.deepEqual(queueOf('generateEvaluationAnswers'), ['twin-ml']);
     assert.deepEqual(queueOf('judgeEvaluationAnswers'), ['twin-llm']);
     assert.deepEqual(queueOf('measureRagMetrics'), ['twin-llm']);
     assert.deepEqual(queueOf('recordEvaluation'), ['twin-ml']);
-    assert.equal(scheduled.filter((a) => a.activityType?.name === 'generateEvaluationAnswers').length, 2, 'candidate and baseline');
+    assert.equal(
+      scheduled.filter((a) => a.activityType?.name === 'generateEvaluationAnswers').length,
+      2,
+      'candidate and baseline',
+    );
   });
 
   test('a stricter threshold on the same model: answers and verdicts reused, gate fails naming the threshold, Rejected', async () => {
@@ -286,13 +358,27 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
       const value = JSON.parse(Buffer.from(payload).toString('utf8')) as { answersKey?: string; reused?: boolean };
       return value.answersKey ? [value] : [];
     });
-    assert.deepEqual(generated.map((g) => g.reused), [true], 'the answers were reused, not generated again');
+    assert.deepEqual(
+      generated.map((g) => g.reused),
+      [true],
+      'the answers were reused, not generated again',
+    );
 
     // The CLI lists both reports and shows the newest one of the model.
-    const env = isolatedEnv({ MONGODB_URI: testEnv.mongoUri, MONGODB_DATABASE: database, ARTIFACT_STORE: 'local', ARTIFACT_DIR: path.join(root(), 'artifacts') });
+    const env = isolatedEnv({
+      MONGODB_URI: testEnv.mongoUri,
+      MONGODB_DATABASE: database,
+      ARTIFACT_STORE: 'local',
+      ARTIFACT_DIR: path.join(root(), 'artifacts'),
+    });
     const list = await runTwin(['evaluations', 'list'], env);
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, new RegExp(`${sft.modelVersion}\\s+REJECTED\\s+accuracy=2\\.00\\s+style=2\\.00\\s+faithfulness=3\\.00\\s+relevance=2\\.00\\s+samples=2\\s+judge_failures=1`));
+    assert.match(
+      list.stdout,
+      new RegExp(
+        `${sft.modelVersion}\\s+REJECTED\\s+accuracy=2\\.00\\s+style=2\\.00\\s+faithfulness=3\\.00\\s+relevance=2\\.00\\s+samples=2\\s+judge_failures=1`,
+      ),
+    );
     assert.match(list.stdout, new RegExp(`${sft.modelVersion}\\s+passed\\s+accuracy=2\\.00`));
     const show = await runTwin(['evaluations', 'show', sft.modelVersion], env);
     assert.equal(show.code, 0, show.stderr);

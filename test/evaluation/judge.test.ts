@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LlmClient } from '../../src/infra/llm';
-import { aggregateJudgements, aggregateRag, decideGate, effectiveThresholds, toScores } from '../../src/evaluation/aggregate';
+import {
+  aggregateJudgements,
+  aggregateRag,
+  decideGate,
+  effectiveThresholds,
+  toScores,
+} from '../../src/evaluation/aggregate';
 import {
   judgeAll,
   judgeAnswer,
@@ -39,7 +45,10 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
 
   before(async () => {
     server = await new ScriptedLlmServer(async (request) => {
-      const answer = request.body.response_format?.json_schema?.name === 'rag_judgement' ? `rag:${answerOf(request)}` : answerOf(request);
+      const answer =
+        request.body.response_format?.json_schema?.name === 'rag_judgement'
+          ? `rag:${answerOf(request)}`
+          : answerOf(request);
       const n = (calls.get(answer) ?? 0) + 1;
       calls.set(answer, n);
       inFlight += 1;
@@ -47,10 +56,13 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
       try {
         await new Promise((resolve) => setTimeout(resolve, 20));
         if (answer === 'good') return reply.json(verdict(3, 2));
-        if (answer.startsWith('mixed-')) return reply.json(verdict(Number(answer.slice(6, 7)), Number(answer.slice(7, 8))));
+        if (answer.startsWith('mixed-'))
+          return reply.json(verdict(Number(answer.slice(6, 7)), Number(answer.slice(7, 8))));
         if (answer === 'not json') return reply.text('I would rate accuracy as 3 and style as 2.');
-        if (answer === 'fenced') return reply.text(`Here you go:\n\`\`\`json\n${JSON.stringify(verdict(2, 2))}\n\`\`\``);
-        if (answer === 'bad then good') return n === 1 ? reply.text('{"accuracy": {"analysis": "cut off') : reply.json(verdict(2, 3));
+        if (answer === 'fenced')
+          return reply.text(`Here you go:\n\`\`\`json\n${JSON.stringify(verdict(2, 2))}\n\`\`\``);
+        if (answer === 'bad then good')
+          return n === 1 ? reply.text('{"accuracy": {"analysis": "cut off') : reply.json(verdict(2, 3));
         if (answer === 'too high') return reply.json(verdict(4, 2));
         if (answer === 'zero') return reply.json(verdict(3, 0));
         if (answer === 'half') return reply.json(verdict(2.5, 2));
@@ -59,21 +71,39 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
         if (answer === 'flaky') return n === 1 ? reply.error(503, 'overloaded') : reply.json(verdict(2, 2));
         if (answer === 'down') return reply.error(500, 'judge is down');
         if (answer === 'rag:grounded')
-          return reply.json({ faithfulness: { analysis: 'All supported.', score: 3 }, contextRelevance: { analysis: 'On topic.', score: 2 } });
-        if (answer === 'rag:invented') return reply.json({ faithfulness: { analysis: 'Made up.', score: 1 }, contextRelevance: { analysis: 'x', score: 5 } });
+          return reply.json({
+            faithfulness: { analysis: 'All supported.', score: 3 },
+            contextRelevance: { analysis: 'On topic.', score: 2 },
+          });
+        if (answer === 'rag:invented')
+          return reply.json({
+            faithfulness: { analysis: 'Made up.', score: 1 },
+            contextRelevance: { analysis: 'x', score: 5 },
+          });
         return reply.error(400, `unscripted answer ${answer}`);
       } finally {
         inFlight -= 1;
       }
     }).start();
-    llm = new LlmClient({ model: 'judge-model', baseUrl: server.url, apiKey: 'test', maxRetries: 2, maxConcurrency: 16 });
+    llm = new LlmClient({
+      model: 'judge-model',
+      baseUrl: server.url,
+      apiKey: 'test',
+      maxRetries: 2,
+      maxConcurrency: 16,
+    });
   });
 
   after(async () => {
     await server.close();
   });
 
-  const task = (answer: string) => ({ id: answer, instruction: 'How do you version datasets?', reference: 'With a content hash of the rows.', answer });
+  const task = (answer: string) => ({
+    id: answer,
+    instruction: 'How do you version datasets?',
+    reference: 'With a content hash of the rows.',
+    answer,
+  });
 
   test('a valid verdict: scores and analyses, the rubric, the reference answer and a JSON schema in the request', async () => {
     const outcome = await judgeAnswer(llm, task('good'));
@@ -138,8 +168,20 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
   test('judgeAll: bounded concurrency, earlier verdicts reused, retryable failures asked again', async () => {
     maxInFlight = 0;
     const tasks = [1, 2, 3].flatMap((a) => [1, 2, 3].map((s) => task(`mixed-${a}${s}`)));
-    const earlier: Judgement<JudgeVerdict> = { id: 'mixed-11', ok: true, verdict: verdict(1, 1) as JudgeVerdict, completions: 1 };
-    const retryLater: Judgement<JudgeVerdict> = { id: 'mixed-22', ok: false, reason: 'llm-error', detail: 'x', completions: 1, retryable: true };
+    const earlier: Judgement<JudgeVerdict> = {
+      id: 'mixed-11',
+      ok: true,
+      verdict: verdict(1, 1) as JudgeVerdict,
+      completions: 1,
+    };
+    const retryLater: Judgement<JudgeVerdict> = {
+      id: 'mixed-22',
+      ok: false,
+      reason: 'llm-error',
+      detail: 'x',
+      completions: 1,
+      retryable: true,
+    };
     const seen: string[] = [];
     const judgements = await judgeAll(tasks, (t) => judgeAnswer(llm, t), {
       concurrency: 2,
@@ -186,7 +228,12 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
 
     const lenient = decideGate({ scores, thresholds: { accuracy: 2, style: 2 }, judged: 5, maxJudgeFailureRate: 0.5 });
     assert.deepEqual(lenient, { passed: true, reasons: [] });
-    const strict = decideGate({ scores, thresholds: { accuracy: 2.5, style: 1.5 }, judged: 5, maxJudgeFailureRate: 0.1 });
+    const strict = decideGate({
+      scores,
+      thresholds: { accuracy: 2.5, style: 1.5 },
+      judged: 5,
+      maxJudgeFailureRate: 0.1,
+    });
     assert.equal(strict.passed, false);
     assert.deepEqual(strict.reasons, ['accuracy 2.00 < threshold 2.5', 'judge failures 2/5 (40.0 %) > allowed 10.0 %']);
     const unmeasured = decideGate({
@@ -197,14 +244,24 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
       ragUnavailable: 'no questions',
     });
     assert.deepEqual(unmeasured.reasons, ['faithfulness: not measured (no questions), threshold 2']);
-    const nothing = decideGate({ scores: { accuracy: 0, style: 0, samples: 0, judgeFailures: 5 }, thresholds: { accuracy: 1, style: 1 }, judged: 5, maxJudgeFailureRate: 1 });
+    const nothing = decideGate({
+      scores: { accuracy: 0, style: 0, samples: 0, judgeFailures: 5 },
+      thresholds: { accuracy: 1, style: 1 },
+      judged: 5,
+      maxJudgeFailureRate: 1,
+    });
     assert.deepEqual(nothing.reasons, ['no sample was judged successfully']);
   });
 
   test('RAG judge: faithfulness and context relevance, out-of-range counted; hit rate over questions with a known source', async () => {
     const judgements = await judgeAll(
       [
-        { id: 'a', question: 'What is GPTQ?', answer: 'grounded', contexts: ['GPTQ quantizes weights layer by layer.'] },
+        {
+          id: 'a',
+          question: 'What is GPTQ?',
+          answer: 'grounded',
+          contexts: ['GPTQ quantizes weights layer by layer.'],
+        },
         { id: 'b', question: 'What is GPTQ?', answer: 'invented', contexts: [] },
       ],
       (t) => judgeRagSample(llm, t, { attempts: 1 }),
@@ -227,8 +284,18 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
   });
 
   test('thresholds: configured values, overridden per run, validated', () => {
-    assert.deepEqual(effectiveThresholds({ accuracy: 2, style: 2, faithfulness: 2 }, { style: 1.5 }), { accuracy: 2, style: 1.5, faithfulness: 2 });
-    assert.deepEqual(effectiveThresholds({ accuracy: 2, style: 2, faithfulness: 2 }, { faithfulness: undefined }), { accuracy: 2, style: 2 });
-    assert.throws(() => effectiveThresholds({ accuracy: 2, style: 2 }, { accuracy: 4 }), /accuracy must be between 0 and 3/);
+    assert.deepEqual(effectiveThresholds({ accuracy: 2, style: 2, faithfulness: 2 }, { style: 1.5 }), {
+      accuracy: 2,
+      style: 1.5,
+      faithfulness: 2,
+    });
+    assert.deepEqual(effectiveThresholds({ accuracy: 2, style: 2, faithfulness: 2 }, { faithfulness: undefined }), {
+      accuracy: 2,
+      style: 2,
+    });
+    assert.throws(
+      () => effectiveThresholds({ accuracy: 2, style: 2 }, { accuracy: 4 }),
+      /accuracy must be between 0 and 3/,
+    );
   });
 });

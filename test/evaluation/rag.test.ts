@@ -10,7 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseSettings } from '../../src/config';
-import { askLive, DEFAULT_RAG_QUESTIONS, givenSamples, isSourceHit, loadQuestionSet, loadRagEngine } from '../../src/evaluation/rag';
+import {
+  askLive,
+  DEFAULT_RAG_QUESTIONS,
+  givenSamples,
+  isSourceHit,
+  loadQuestionSet,
+  loadRagEngine,
+} from '../../src/evaluation/rag';
 import { RagError, type RagAnswer, type RagEngine, type RagRequest, type RagSource } from '../../src/rag/types';
 
 const source = (link: string, text: string): RagSource => ({
@@ -58,10 +65,14 @@ describe('RAG question sets and live answers', () => {
     const engine: RagEngine = {
       answer: (request) => {
         requests.push(request);
-        if (request.query.startsWith('fail')) return Promise.reject(new RagError('dependency_unavailable', 'qdrant down', 'qdrant'));
+        if (request.query.startsWith('fail'))
+          return Promise.reject(new RagError('dependency_unavailable', 'qdrant down', 'qdrant'));
         const answer: RagAnswer = {
           answer: `About ${request.query}`,
-          sources: [source('https://example.com/gptq', 'GPTQ quantizes weights.'), source('https://example.com/other', 'Other text.')],
+          sources: [
+            source('https://example.com/gptq', 'GPTQ quantizes weights.'),
+            source('https://example.com/other', 'Other text.'),
+          ],
           traceId: `t-${requests.length}`,
           model: 'm',
           usage: { inputTokens: 1, outputTokens: 1 },
@@ -101,7 +112,9 @@ describe('RAG question sets and live answers', () => {
   });
 
   test('the RAG library of this build loads (lazily: no connection until asked)', async () => {
-    const loaded = await loadRagEngine(parseSettings({ ...process.env, MONGODB_URI: 'mongodb://127.0.0.1:1', QDRANT_URL: 'http://127.0.0.1:1' }));
+    const loaded = await loadRagEngine(
+      parseSettings({ ...process.env, MONGODB_URI: 'mongodb://127.0.0.1:1', QDRANT_URL: 'http://127.0.0.1:1' }),
+    );
     assert.ok('engine' in loaded, 'unavailable' in loaded ? loaded.unavailable : '');
     await loaded.engine.close();
   });

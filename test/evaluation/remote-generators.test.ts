@@ -16,7 +16,13 @@ import { MongoClient } from 'mongodb';
 import { parseSettings, type Settings } from '../../src/config';
 import { checksumOf, type ArtifactRef } from '../../src/domain/artifacts';
 import { generateWithOpenAi, generateWithSageMaker, parseEndpointResponse } from '../../src/evaluation/generation';
-import { generateAnswers, judgeAnswers, prepareEvaluation, recordEvaluation, type EvaluationContext } from '../../src/evaluation/pipeline';
+import {
+  generateAnswers,
+  judgeAnswers,
+  prepareEvaluation,
+  recordEvaluation,
+  type EvaluationContext,
+} from '../../src/evaluation/pipeline';
 import type { EvaluationThresholds } from '../../src/evaluation/types';
 import { ArtifactRegistry } from '../../src/infra/artifact-registry';
 import { LocalArtifactStore, createS3Client } from '../../src/infra/artifact-store';
@@ -82,7 +88,11 @@ describe('remote generators and the SageMaker model package status', () => {
     await mkdir(path.dirname(answersFile), { recursive: true });
     writeFileSync(answersFile, `${JSON.stringify({ id: 's1', answer: 'stored before a crash' })}\n{"id": "s3", "answ`);
     const before = server.requests.length;
-    const answers = await generateWithOpenAi(samples, { maxNewTokens: 64, temperature: 0 }, { baseUrl: server.url, model: 'twin-sft-x', answersFile, concurrency: 2 });
+    const answers = await generateWithOpenAi(
+      samples,
+      { maxNewTokens: 64, temperature: 0 },
+      { baseUrl: server.url, model: 'twin-sft-x', answersFile, concurrency: 2 },
+    );
     assert.deepEqual(
       answers.map((a) => [a.id, a.answer, a.outputTokens]),
       [
@@ -95,7 +105,10 @@ describe('remote generators and the SageMaker model package status', () => {
     assert.equal(sent.length, 3, 's2 twice (503, then the answer), s3 once, s1 never');
     for (const request of sent) {
       assert.equal(request.body.model, 'twin-sft-x');
-      assert.deepEqual(request.body.messages.map((m) => m.role), ['user']);
+      assert.deepEqual(
+        request.body.messages.map((m) => m.role),
+        ['user'],
+      );
       assert.equal(request.body.max_tokens, 64);
       assert.equal(request.body.temperature, 0);
       assert.equal(request.body.response_format, undefined);
@@ -108,16 +121,29 @@ describe('remote generators and the SageMaker model package status', () => {
     const sent: unknown[] = [];
     const runtime = {
       send: (command: { input: { Body: Uint8Array; EndpointName: string } }) => {
-        sent.push({ endpoint: command.input.EndpointName, body: JSON.parse(new TextDecoder().decode(command.input.Body)) as unknown });
-        return Promise.resolve({ Body: new TextEncoder().encode(JSON.stringify([{ generated_text: ' Adapters. ', details: { generated_tokens: 2, finish_reason: 'eos_token' } }])) });
+        sent.push({
+          endpoint: command.input.EndpointName,
+          body: JSON.parse(new TextDecoder().decode(command.input.Body)) as unknown,
+        });
+        return Promise.resolve({
+          Body: new TextEncoder().encode(
+            JSON.stringify([
+              { generated_text: ' Adapters. ', details: { generated_tokens: 2, finish_reason: 'eos_token' } },
+            ]),
+          ),
+        });
       },
     } as unknown as SageMakerRuntimeClient;
-    const answers = await generateWithSageMaker(samples.slice(0, 1), { maxNewTokens: 32, temperature: 0 }, {
-      endpointName: 'ep',
-      runtime,
-      answersFile: path.join(root(), 'recorded', 'answers.jsonl'),
-      concurrency: 1,
-    });
+    const answers = await generateWithSageMaker(
+      samples.slice(0, 1),
+      { maxNewTokens: 32, temperature: 0 },
+      {
+        endpointName: 'ep',
+        runtime,
+        answersFile: path.join(root(), 'recorded', 'answers.jsonl'),
+        concurrency: 1,
+      },
+    );
     assert.deepEqual(answers, [{ id: 's1', answer: 'Adapters.', outputTokens: 2, finishReason: 'eos_token' }]);
     assert.deepEqual(sent, [
       {
@@ -142,8 +168,19 @@ describe('remote generators and the SageMaker model package status', () => {
     const producer = { workflowId: 'test', runId: 'test', activity: 'test', attempt: 1 };
     const folder = path.join(root(), 'dataset');
     await mkdir(folder, { recursive: true });
-    writeFileSync(path.join(folder, 'test.jsonl'), samples.map((s) => `${JSON.stringify({ instruction: s.instruction, output: s.reference })}\n`).join(''));
-    const dataset: ArtifactRef = await artifacts.record({ kind: 'instruction-dataset', uri: `file://${folder}`, count: 3, checksum: checksumOf(database), producer, inputs: [], metadata: { version: 'v1' } });
+    writeFileSync(
+      path.join(folder, 'test.jsonl'),
+      samples.map((s) => `${JSON.stringify({ instruction: s.instruction, output: s.reference })}\n`).join(''),
+    );
+    const dataset: ArtifactRef = await artifacts.record({
+      kind: 'instruction-dataset',
+      uri: `file://${folder}`,
+      count: 3,
+      checksum: checksumOf(database),
+      producer,
+      inputs: [],
+      metadata: { version: 'v1' },
+    });
     const sagemaker = new SageMakerClient({ region: settings.aws.region, endpoint: testEnv.awsEndpoint });
     const version = `twin-sft-moto-${process.pid}`;
     const modelInfo = {
@@ -156,9 +193,29 @@ describe('remote generators and the SageMaker model package status', () => {
       artifactUri: `s3://twin-models/training/jobs/${version}/output/model.tar.gz`,
       metrics: { train_loss: 1.2 },
     };
-    const packageArn = await registerModelPackage(sagemaker, { groupName: `twin-eval-${process.pid}`, model: modelInfo, inferenceImageUri: 'example.com/tgi:latest' });
-    const modelArtifact = await artifacts.record({ kind: 'model', uri: modelInfo.artifactUri, count: 1, checksum: checksumOf(version), producer, inputs: [dataset.id], metadata: {} });
-    await models.register({ ...modelInfo, hyperparameters: {}, backend: 'sagemaker', artifactId: modelArtifact.id, chatTemplateChecksum: 'x', workflowId: 'test', modelPackageArn: packageArn });
+    const packageArn = await registerModelPackage(sagemaker, {
+      groupName: `twin-eval-${process.pid}`,
+      model: modelInfo,
+      inferenceImageUri: 'example.com/tgi:latest',
+    });
+    const modelArtifact = await artifacts.record({
+      kind: 'model',
+      uri: modelInfo.artifactUri,
+      count: 1,
+      checksum: checksumOf(version),
+      producer,
+      inputs: [dataset.id],
+      metadata: {},
+    });
+    await models.register({
+      ...modelInfo,
+      hyperparameters: {},
+      backend: 'sagemaker',
+      artifactId: modelArtifact.id,
+      chatTemplateChecksum: 'x',
+      workflowId: 'test',
+      modelPackageArn: packageArn,
+    });
 
     // moto returns the queued results in order to new request bodies (concurrency 1 keeps the order).
     const queued = await fetch(`${testEnv.awsEndpoint}/moto-api/static/sagemaker/endpoint-results`, {
@@ -166,26 +223,54 @@ describe('remote generators and the SageMaker model package status', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         region: settings.aws.region,
-        results: samples.map((s) => ({ Body: JSON.stringify([{ generated_text: `TGI says: ${s.reference}` }]), ContentType: 'application/json' })),
+        results: samples.map((s) => ({
+          Body: JSON.stringify([{ generated_text: `TGI says: ${s.reference}` }]),
+          ContentType: 'application/json',
+        })),
       }),
     });
     assert.equal(queued.status, 201, await queued.text());
 
-    const ctx: EvaluationContext = { settings, store, artifacts, models, s3: () => createS3Client(settings.aws), db: () => Promise.resolve(db) };
+    const ctx: EvaluationContext = {
+      settings,
+      store,
+      artifacts,
+      models,
+      s3: () => createS3Client(settings.aws),
+      db: () => Promise.resolve(db),
+    };
     const llm = new LlmClient({ model: 'scripted-judge', baseUrl: server.url, apiKey: 'x' });
     const evaluate = async (thresholds: Partial<EvaluationThresholds>) => {
       const prepared = await prepareEvaluation({ model: version, rag: false, thresholds }, ctx);
-      assert.deepEqual(prepared.candidate.generator, { backend: 'sagemaker', endpointName: `twin-eval-${process.pid}` });
-      const generation = await generateAnswers({ target: prepared.candidate, samplesKey: prepared.samplesKey, params: prepared.params }, ctx);
-      const judge = await judgeAnswers({ target: prepared.candidate, samplesKey: prepared.samplesKey, judgeKey: prepared.judge.key }, { ...ctx, llm });
-      return { generation, result: await recordEvaluation({ prepared, candidate: { generation, judge }, producer }, { ...ctx, sagemaker: () => sagemaker }) };
+      assert.deepEqual(prepared.candidate.generator, {
+        backend: 'sagemaker',
+        endpointName: `twin-eval-${process.pid}`,
+      });
+      const generation = await generateAnswers(
+        { target: prepared.candidate, samplesKey: prepared.samplesKey, params: prepared.params },
+        ctx,
+      );
+      const judge = await judgeAnswers(
+        { target: prepared.candidate, samplesKey: prepared.samplesKey, judgeKey: prepared.judge.key },
+        { ...ctx, llm },
+      );
+      return {
+        generation,
+        result: await recordEvaluation(
+          { prepared, candidate: { generation, judge }, producer },
+          { ...ctx, sagemaker: () => sagemaker },
+        ),
+      };
     };
 
     const first = await evaluate({});
     assert.equal(first.generation.reused, false);
     const answers = readFileSync(new URL(store.uriOf(first.generation.answersKey)), 'utf8');
     assert.deepEqual(
-      answers.trim().split('\n').map((l) => (JSON.parse(l) as { answer: string }).answer),
+      answers
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { answer: string }).answer),
       samples.map((s) => `TGI says: ${s.reference}`),
     );
     assert.equal(first.result.passed, true);

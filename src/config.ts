@@ -303,7 +303,7 @@ const envSchema = z.object({
     .max(1)
     .default(0.1)
     .describe('evaluateModel gate: fail when more than this share of judge calls failed (invalid JSON, out of range)'),
-  EVAL_MAX_SAMPLES: positiveInt.default(200).describe('evaluateModel: test-split rows evaluated (a run can ask fewer)'),
+  EVAL_MAX_SAMPLES: positiveInt.default(200).describe('evaluateModel: test-split rows evaluated (a run can set its own maxSamples)'),
   EVAL_MAX_NEW_TOKENS: positiveInt.default(512).describe('evaluateModel: most tokens the candidate generates per answer'),
   EVAL_TEMPERATURE: z.coerce
     .number()

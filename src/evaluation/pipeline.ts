@@ -182,7 +182,7 @@ export async function prepareEvaluation(
   const datasetArtifactId = input.dataset ?? model.datasetArtifactId;
   const dataset = await ctx.artifacts.get(datasetArtifactId);
   if (!dataset) throw new EvaluationInputError(`dataset artifact ${datasetArtifactId} not found`);
-  const maxSamples = Math.min(input.maxSamples ?? config.maxSamples, config.maxSamples);
+  const maxSamples = input.maxSamples ?? config.maxSamples;
   const { samples, testUri } = await loadTestSamples(dataset, maxSamples, ctx.s3);
   const samplesKey = short({ dataset: dataset.id, checksum: dataset.checksum, ids: samples.map((s) => s.id) });
   const key = samplesStoreKey(samplesKey);

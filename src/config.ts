@@ -303,8 +303,12 @@ const envSchema = z.object({
     .max(1)
     .default(0.1)
     .describe('evaluateModel gate: fail when more than this share of judge calls failed (invalid JSON, out of range)'),
-  EVAL_MAX_SAMPLES: positiveInt.default(200).describe('evaluateModel: test-split rows evaluated (a run can set its own maxSamples)'),
-  EVAL_MAX_NEW_TOKENS: positiveInt.default(512).describe('evaluateModel: most tokens the candidate generates per answer'),
+  EVAL_MAX_SAMPLES: positiveInt
+    .default(200)
+    .describe('evaluateModel: test-split rows evaluated (a run can set its own maxSamples)'),
+  EVAL_MAX_NEW_TOKENS: positiveInt
+    .default(512)
+    .describe('evaluateModel: most tokens the candidate generates per answer'),
   EVAL_TEMPERATURE: z.coerce
     .number()
     .min(0)
@@ -323,7 +327,9 @@ const envSchema = z.object({
   EVAL_SAGEMAKER_ENDPOINT: z
     .string()
     .optional()
-    .describe('evaluateModel: SageMaker endpoint serving the candidate (generator backend sagemaker); default SERVING_ENDPOINT_NAME'),
+    .describe(
+      'evaluateModel: SageMaker endpoint serving the candidate (generator backend sagemaker); default SERVING_ENDPOINT_NAME',
+    ),
   EVAL_JUDGE_MODEL: z.string().min(1).optional().describe('evaluateModel: judge model; default LLM_MODEL'),
   EVAL_JUDGE_BASE_URL: url(['http:', 'https:'])
     .optional()
@@ -345,7 +351,9 @@ const envSchema = z.object({
   EVAL_DIR: z
     .string()
     .optional()
-    .describe('evaluateModel: local scratch for the local generator (inputs, answers); default $TWIN_DATA_DIR/evaluation'),
+    .describe(
+      'evaluateModel: local scratch for the local generator (inputs, answers); default $TWIN_DATA_DIR/evaluation',
+    ),
   // @settings-schema:serving (issue 7: deployModel, endpoints)
   SERVING_BACKEND: z
     .enum(['local', 'sagemaker'])

@@ -1,5 +1,12 @@
 import { Option, type Command } from 'commander';
-import { DEFAULT_QUESTION, runDemo, type DemoOptions, type DemoPlatformMode } from '../demo/demo';
+import { parseSettings } from '../config';
+import {
+  DEFAULT_QUESTION,
+  runDemo,
+  stopLocalModelServers,
+  type DemoOptions,
+  type DemoPlatformMode,
+} from '../demo/demo';
 import type { CliContext } from './context';
 
 const list = (value: string, previous: string[] = []) => [
@@ -84,7 +91,11 @@ export function registerDemoCommands(program: Command, ctx: Pick<CliContext, 'pr
         if (!platform) return;
         ctx.print('The demo platform keeps running (--keep). Ctrl-C stops it.');
         await new Promise<void>((resolve) => {
-          const stop = () => void platform.stop().finally(resolve);
+          const stop = () =>
+            void platform
+              .stop()
+              .then(() => stopLocalModelServers(parseSettings(process.env)))
+              .finally(resolve);
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
         });

@@ -16,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -29,6 +29,7 @@ import { startDevPlatform, type DevPlatform } from '../cli/dev';
 import { adoptRunningPlatform } from '../cli/platform-state';
 import { defaultLocalModelPath, startLocalLlmServer, type LocalLlmServer } from '../infra/local-llm';
 import { connectClient } from '../infra/temporal';
+import { LocalModelServers } from '../serving/local';
 import { SAMPLE_SITE_DIR, startSampleSite, type SampleSite } from './sample-site';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -90,6 +91,9 @@ export interface StageTiming {
 
 export interface DemoReport {
   platform: 'own' | 'running';
+  /** Temporal frontend the run is on */
+  temporalAddress: string;
+  namespace: string;
   workflowId: string;
   runId: string;
   webUi?: string;
@@ -171,6 +175,31 @@ export async function ensureTinyBaseModel(settings: Settings, dir: string): Prom
   return dir;
 }
 
+/** Stops the local model servers deployModel started under the demo's serving folder (they are detached). */
+export async function stopLocalModelServers(settings: Settings): Promise<number> {
+  const servers = new LocalModelServers({
+    python: settings.serving.python,
+    dir: settings.serving.dir,
+    host: settings.serving.host,
+    device: settings.serving.device,
+  });
+  const files: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      if (e.isDirectory()) await walk(path.join(dir, e.name));
+      else if (e.name === 'server.json') files.push(path.join(dir, e.name));
+    }
+  };
+  await walk(settings.serving.dir);
+  let stopped = 0;
+  for (const file of files) {
+    const { pid } = JSON.parse(await readFile(file, 'utf8')) as { pid: number };
+    if (await servers.stop({ pid })) stopped++;
+  }
+  return stopped;
+}
+
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
 /** Runs the demo; prints as it goes; returns what it did (the CLI prints the summary). */
@@ -202,6 +231,22 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   let api: ApiServer | undefined;
   let client: Client | undefined;
   let keepPlatform = false;
+  // Ctrl-C while the demo runs: stop what it started (services, workers, model servers) before exiting.
+  const interrupted = () => {
+    print('\ninterrupted: stopping the demo platform …');
+    void (async () => {
+      await api?.close().catch(() => undefined);
+      if (platform) {
+        await platform.stop().catch(() => undefined);
+        await stopLocalModelServers(parseSettings(env)).catch(() => 0);
+      }
+      await llm?.close().catch(() => undefined);
+      await site?.close().catch(() => undefined);
+      process.exit(130);
+    })();
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     print(`LLM Twin demo — ${mode === 'own' ? 'starting its own local platform in this process' : 'using the running platform'}`);
     let author = options.author ?? 'Maxime Labonne';
@@ -388,6 +433,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     keepPlatform = Boolean(options.keep && platform);
     return {
       platform: mode,
+      temporalAddress: settings.temporal.address ?? '',
+      namespace: settings.temporal.namespace,
       workflowId,
       runId: handle.firstExecutionRunId,
       webUi,
@@ -400,9 +447,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       ...(keepPlatform ? { platformHandle: platform } : {}),
     };
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     await api?.close().catch(() => undefined);
     await client?.connection.close().catch(() => undefined);
-    if (!keepPlatform) await platform?.stop().catch(() => undefined);
+    if (platform && !keepPlatform) {
+      await platform.stop().catch(() => undefined);
+      await stopLocalModelServers(parseSettings(env)).catch(() => 0);
+    }
     await llm?.close().catch(() => undefined);
     await site?.close().catch(() => undefined);
   }

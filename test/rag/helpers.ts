@@ -60,7 +60,11 @@ export interface LoadedCorpus {
  * Imports the corpus's users and articles into `database` (as `twin warehouse import` stores reference exports:
  * `_id`s kept) and runs the feature pipeline's library over it into Qdrant collections under the deps' prefix.
  */
-export async function loadCorpus(database: string, deps: Dependencies): Promise<LoadedCorpus> {
+export async function loadCorpus(
+  database: string,
+  deps: Dependencies,
+  options: { titles?: RegExp } = {},
+): Promise<LoadedCorpus> {
   const mongo = await MongoClient.connect(testEnv.mongoUri);
   try {
     const db = mongo.db(database);
@@ -75,7 +79,9 @@ export async function loadCorpus(database: string, deps: Dependencies): Promise<
     await mongo.close();
   }
   const counter = await realTokenCounter();
-  const cleaned = loadCorpusArticles().map(cleanArticle);
+  const cleaned = loadCorpusArticles()
+    .map(cleanArticle)
+    .filter((doc) => !options.titles || options.titles.test(doc.title ?? ''));
   const store = deps.vectorStore();
   await store.upsertCleaned('articles', cleaned);
   const chunks = cleaned.flatMap((doc) => chunkDocument(doc, counter));

@@ -424,6 +424,39 @@ describe('RAG service over the real corpus', () => {
     assert.equal((await missing.ready()).llm!.ok, false);
   });
 
+  test('retrieval latency per span over the corpus (reported as diagnostics, not asserted)', async (t) => {
+    const rag = service({ RAG_EXPANSIONS: '3', RAG_SELF_QUERY: 'true' });
+    const questions = [
+      `${MAXIME.name}: how does GPTQ quantize weights?`,
+      'What is the difference between LoRA and QLoRA?',
+      `${PAUL.name}: how to design a feature pipeline?`,
+      'How do graph attention networks work?',
+      'Why use a vector database for RAG?',
+    ];
+    const spans: Record<string, number[]> = {};
+    const retrieval: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      for (const query of questions) {
+        const answer = await rag.answer({ query, k: 5 });
+        const trace = await traceOf(rag, answer.traceId);
+        for (const span of trace.spans) (spans[span.name] ??= []).push(span.latencyMs);
+        const generation = trace.spans.find((s) => s.name === 'generation')!;
+        retrieval.push(trace.latencyMs - generation.latencyMs);
+      }
+    }
+    const quantile = (values: number[], q: number) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    };
+    for (const [name, values] of Object.entries(spans)) {
+      assert.equal(values.length, 20);
+      t.diagnostic(`${name}: p50 ${quantile(values, 0.5).toFixed(1)} ms, p95 ${quantile(values, 0.95).toFixed(1)} ms`);
+    }
+    t.diagnostic(
+      `retrieval (all but generation, scripted LLM): p50 ${quantile(retrieval, 0.5).toFixed(1)} ms, p95 ${quantile(retrieval, 0.95).toFixed(1)} ms`,
+    );
+  });
+
   test('bad requests are RagError bad_request', async () => {
     const rag = service();
     for (const request of [

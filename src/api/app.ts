@@ -46,7 +46,7 @@ export interface BuildAppOptions {
   /** Settings of the platform; only `api` is read. */
   settings: Pick<Settings, 'api'>;
   logger?: Logger;
-  /** How long /ready waits for the engine's dependency checks (default 5 s). */
+  /** How long /ready waits for the engine's dependency checks (default 8 s). */
   readyTimeoutMs?: number;
 }
 
@@ -73,7 +73,7 @@ export async function buildApp(options: BuildAppOptions) {
   if (!keys.enabled && !api.allowNoKeys) throw missingKeysError();
   const log = (options.logger ?? rootLogger()).child({ component: 'api' });
   if (!keys.enabled) log.warn('API_ALLOW_NO_KEYS=true and no API_KEYS: the RAG API accepts unauthenticated requests');
-  const readyTimeoutMs = options.readyTimeoutMs ?? 5000;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 8000;
   const startedAt = Math.floor(Date.now() / 1000);
 
   const app = Fastify({
@@ -100,7 +100,10 @@ export async function buildApp(options: BuildAppOptions) {
     } else {
       apiError = toApiError(error);
     }
-    if (apiError.statusCode >= 500) {
+    if (apiError.statusCode === 503) {
+      const { dependency } = apiError.details;
+      request.log.warn({ url: request.url, dependency, error: apiError.message }, 'dependency unavailable');
+    } else if (apiError.statusCode >= 500) {
       request.log.error({ err: error, url: request.url, apiKeyId: request.apiKeyId }, 'request failed');
     }
     if (apiError.statusCode === 401) void reply.header('www-authenticate', 'Bearer');

@@ -93,6 +93,7 @@ export function createEvaluationActivities(deps: Dependencies, options: Evaluati
       models: new ModelRegistry(warehouse.db),
       s3: () => (s3 ??= options.s3Client ?? createS3Client(settings.aws)),
       db: async () => (await deps.warehouse()).db,
+      dependencies: deps,
     };
   };
 

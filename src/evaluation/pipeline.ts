@@ -17,6 +17,7 @@ import type { Settings } from '../config';
 import { checksumOf, sha256, type ArtifactProducer, type ArtifactRef } from '../domain/artifacts';
 import type { ArtifactRegistry } from '../infra/artifact-registry';
 import type { ArtifactStore } from '../infra/artifact-store';
+import type { Dependencies } from '../infra/dependencies';
 import type { LlmClient } from '../infra/llm';
 import { CHAT_TEMPLATE_FILE, chatTemplateChecksum } from '../training/chat-template';
 import { finetuneDir } from '../training/job-files';
@@ -69,6 +70,8 @@ export interface EvaluationContext {
   models: ModelRegistry;
   s3: () => S3Client;
   db: () => Promise<Db>;
+  /** The worker's dependencies, shared with the RAG library for live questions (embedder, Qdrant, Mongo). */
+  dependencies?: Dependencies;
 }
 
 /** One model to evaluate and where its intermediates live. */
@@ -410,7 +413,7 @@ export async function measureRag(
     const live = questions.filter((q) => q.answer === undefined || q.contexts === undefined);
     const notes: string[] = [];
     if (live.length) {
-      const loaded = await loadRagEngine(ctx.settings);
+      const loaded = await loadRagEngine(ctx.settings, ctx.dependencies);
       if ('engine' in loaded) {
         try {
           const answered = await askLive(loaded.engine, live, {

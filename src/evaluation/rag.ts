@@ -10,6 +10,7 @@ import type { Db } from 'mongodb';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Settings } from '../config';
+import type { Dependencies } from '../infra/dependencies';
 import { sha256 } from '../domain/artifacts';
 import type { RagEngine, RagSource } from '../rag/types';
 
@@ -103,14 +104,22 @@ export function questionId(question: RagQuestion): string {
   return `q:${sha256(`${question.question}\n${question.author ?? ''}`).slice(0, 16)}`;
 }
 
-/** The RAG library's engine, when the library is installed in this build; otherwise why not. */
-export async function loadRagEngine(settings: Settings): Promise<{ engine: RagEngine } | { unavailable: string }> {
+/**
+ * The RAG library's engine, when the library is part of this build; otherwise why not. `dependencies` (a worker's)
+ * are shared with the engine, which then does not close them.
+ */
+export async function loadRagEngine(
+  settings: Settings,
+  dependencies?: Dependencies,
+): Promise<{ engine: RagEngine } | { unavailable: string }> {
   // A computed specifier: evaluation builds and runs whether or not the RAG library is part of this build.
   const specifier = ['..', 'rag', 'service'].join('/');
   try {
-    const mod = (await import(specifier)) as { createRagService?: (settings: Settings) => RagEngine };
+    const mod = (await import(specifier)) as {
+      createRagService?: (settings: Settings, options?: { dependencies?: Dependencies }) => RagEngine;
+    };
     if (typeof mod.createRagService !== 'function') return { unavailable: 'the RAG library has no createRagService' };
-    return { engine: mod.createRagService(settings) };
+    return { engine: mod.createRagService(settings, dependencies ? { dependencies } : {}) };
   } catch (error) {
     return { unavailable: `RAG library not available: ${(error as Error).message.split('\n')[0]}` };
   }

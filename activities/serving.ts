@@ -399,6 +399,9 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
         const { endpoints, db } = await stores();
         const at = new Date();
         const previousConfig = input.apply?.previousEndpointConfigName ?? plan.sagemaker?.previousEndpointConfigName;
+        // What serves right before the switch (another deployment may have switched since this one was planned, or
+        // the endpoint moves from a local server to SageMaker): stopped after the switch, like the planned one.
+        const servingBefore = (await endpoints.get(plan.endpointName))?.localServer;
         const record = await endpoints.inService({
           name: plan.endpointName,
           backend: plan.backend,
@@ -438,8 +441,11 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
             `deployed to ${plan.endpointName} by ${plan.workflowId}`,
           );
         }
-        const previous = plan.local?.previousServer;
-        if (previous && server && previous.pid !== server.pid) {
+        const replaced = new Map<number, LocalServerRef>();
+        for (const previous of [plan.local?.previousServer, servingBefore]) {
+          if (previous && previous.pid !== server?.pid) replaced.set(previous.pid, previous);
+        }
+        for (const previous of replaced.values()) {
           const stopped = await servers.stop(previous);
           deps.log.info(
             { endpoint: plan.endpointName, previous: previous.modelVersion, pid: previous.pid, stopped },

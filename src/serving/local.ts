@@ -240,9 +240,16 @@ export class LocalModelServers {
     }
   }
 
-  /** SIGTERM to the server's group, SIGKILL after the grace period; no-op for a server that ended. */
-  async stop(ref: Pick<LocalServerRef, 'pid'>, graceMs = 10_000): Promise<boolean> {
+  /**
+   * SIGTERM to the server's group, SIGKILL after the grace period; no-op for a server that ended. The pid must still
+   * be the one its server.json names and run server.py (a pid recorded long ago may belong to another process now).
+   */
+  async stop(ref: Pick<LocalServerRef, 'pid' | 'dir'>, graceMs = 10_000): Promise<boolean> {
     if (!processGroupRunning(ref.pid)) return false;
+    const file = await this.readServer(ref.dir);
+    if (file && file.pid !== ref.pid) return false;
+    const cmdline = await readFile(`/proc/${ref.pid}/cmdline`, 'utf8').catch(() => undefined);
+    if (cmdline !== undefined && !cmdline.includes('server.py')) return false;
     try {
       process.kill(-ref.pid, 'SIGTERM');
     } catch {

@@ -123,8 +123,9 @@ paused: true
       changed: ['action.input.skipDpo', 'note'],
     });
     const update = toScheduleUpdate(changed, described(spec, true));
-    assert.equal(update.state.paused, true, 'a paused schedule stays paused');
-    assert.equal(update.state.note, 'now without DPO');
+    const state = update.state as { paused?: boolean; note?: string };
+    assert.equal(state.paused, true, 'a paused schedule stays paused');
+    assert.equal(state.note, 'now without DPO');
     assert.deepEqual(update.action.args, [{ skipDpo: true }]);
     const foreign = {
       ...described(spec),

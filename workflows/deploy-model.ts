@@ -51,6 +51,22 @@ function typeOf(error: unknown): string | undefined {
   return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
 }
 
+/**
+ * An activity's typed failure as the workflow's own failure of the same type, so a parent (endToEnd) reads
+ * `ChildWorkflowFailure.cause.type === 'ModelNotApproved'` without digging through the ActivityFailure.
+ */
+function surfaced(error: unknown): unknown {
+  if (!(error instanceof ActivityFailure) || !(error.cause instanceof ApplicationFailure)) return error;
+  const cause = error.cause;
+  return ApplicationFailure.create({
+    message: cause.message,
+    type: cause.type ?? 'DeploymentFailed',
+    nonRetryable: true,
+    details: cause.details as unknown[] | undefined,
+    cause: error,
+  });
+}
+
 function smokeFailure(plan: DeploymentPlan, smoke: SmokeTestResult, what: string): ApplicationFailure {
   return ApplicationFailure.create({
     message: `smoke test of ${plan.modelVersion} on ${plan.endpointName} failed (${smoke.error ?? 'no answer'}); ${what}`,
@@ -96,7 +112,7 @@ async function deploySageMaker(plan: DeploymentPlan): Promise<DeploymentResult> 
       });
       status('failed');
     });
-    throw error;
+    throw surfaced(error);
   }
   status('smoke-testing');
   const smoke = await steps.smokeTestEndpoint({ plan });
@@ -127,7 +143,7 @@ async function deploySageMaker(plan: DeploymentPlan): Promise<DeploymentResult> 
       rolledBack: false,
     });
     status('failed');
-    throw error;
+    throw surfaced(error);
   }
   await steps.recordDeploymentFailure({
     plan,
@@ -169,7 +185,7 @@ async function deployLocal(plan: DeploymentPlan): Promise<DeploymentResult> {
       });
       status('failed');
     });
-    throw error;
+    throw surfaced(error);
   }
 }
 
@@ -205,7 +221,7 @@ export async function deployModel(input: DeployModelInput): Promise<DeploymentRe
     plan = await steps.prepareDeployment(input);
   } catch (error) {
     status(typeOf(error) === 'ModelNotApproved' ? 'refused' : 'failed');
-    throw error;
+    throw surfaced(error);
   }
   return run(plan);
 }

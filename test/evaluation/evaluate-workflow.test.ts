@@ -14,6 +14,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { MongoClient } from 'mongodb';
 import { checksumOf, type ArtifactRef } from '../../src/domain/artifacts';
@@ -58,6 +59,7 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
   let baselineVersion: string;
   let baselineArtifact: ArtifactRef;
   let passed: EvaluationResult;
+  const runs: string[] = [];
 
   const judgeRequests = () =>
     judge?.requests.filter((r) => r.body.response_format?.json_schema?.name === 'judgement') ?? [];
@@ -212,8 +214,10 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     await client.connection.close();
   });
 
-  const evaluate = (workflowId: string, input: EvaluateModelInput) =>
-    client.workflow.start('evaluateModel', { taskQueue: 'twin-pipelines', workflowId, args: [input] });
+  const evaluate = (workflowId: string, input: EvaluateModelInput) => {
+    runs.push(workflowId);
+    return client.workflow.start('evaluateModel', { taskQueue: 'twin-pipelines', workflowId, args: [input] });
+  };
 
   const result = async (handle: Awaited<ReturnType<typeof evaluate>>) =>
     (await handle.result().catch((error: unknown) => {
@@ -398,6 +402,20 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     });
     const description = await handle.describe();
     assert.deepEqual(description.searchAttributes.TwinStatus, ['failed']);
+  });
+
+  test('the recorded histories replay with today’s workflow code (determinism)', async () => {
+    assert.equal(runs.length, 3);
+    for (const workflowId of runs) {
+      const history = await client.workflow.getHandle(workflowId).fetchHistory();
+      await Worker.runReplayHistory(
+        testEnv.workflowBundle
+          ? { workflowBundle: { codePath: testEnv.workflowBundle } }
+          : { workflowsPath: require.resolve('../../workflows') },
+        history,
+        workflowId,
+      );
+    }
   });
 });
 

@@ -12,6 +12,9 @@ import type { Reranker } from './reranker';
 import type { RagTrace } from './tracing';
 import { RagError, type RagSource } from './types';
 
+/** How long a collection's point count is trusted for skipping empty collections. */
+export const EMPTY_CHECK_MS = 30_000;
+
 export interface RetrievalConfig {
   expansions: number;
   searchLimit: number;
@@ -93,6 +96,8 @@ export function mergeResults(lists: ScoredChunk[][]): ScoredChunk[] {
 export class Retriever {
   /** document id → title (cleaned documents' titles, read once per process). */
   private readonly titles = new Map<string, string | undefined>();
+  /** embedded_* collection → point count, when it was read */
+  private readonly sizes = new Map<string, { at: number; count: number }>();
 
   constructor(private readonly parts: RetrievalParts) {}
 
@@ -139,8 +144,10 @@ export class Retriever {
       });
       let perCategory: ScoredChunk[][][];
       try {
+        const searched = await this.nonEmpty(store, categories);
+        span.set({ skippedEmpty: categories.filter((c) => !searched.includes(c)) });
         perCategory = await Promise.all(
-          categories.map((category) =>
+          searched.map((category) =>
             store.searchChunksBatch(category, vectors, { limit: config.searchLimit, ...filter }),
           ),
         );
@@ -259,6 +266,26 @@ export class Retriever {
         return [query];
       }
     });
+  }
+
+  /**
+   * The categories whose embedded_* collection has points (counts cached for {@link EMPTY_CHECK_MS}): an empty
+   * collection (e.g. no repositories crawled) costs a request per query for nothing. A failed count keeps the
+   * category, so the search itself reports the failure.
+   */
+  private async nonEmpty(store: VectorStore, categories: readonly DocumentCategory[]): Promise<DocumentCategory[]> {
+    const now = Date.now();
+    const counts = await Promise.all(
+      categories.map(async (category) => {
+        const key = store.name('embedded', category);
+        const cached = this.sizes.get(key);
+        if (cached && now - cached.at < EMPTY_CHECK_MS) return cached.count;
+        const count = await store.count('embedded', category).catch(() => Number.NaN);
+        if (!Number.isNaN(count)) this.sizes.set(key, { at: now, count });
+        return count;
+      }),
+    );
+    return categories.filter((_, i) => !(counts[i] === 0));
   }
 
   /** Titles of the documents of `points` from the cleaned_* collections (cached per document). */

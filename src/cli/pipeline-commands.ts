@@ -150,11 +150,10 @@ export function registerPipelineCommands(program: Command, ctx: CliContext): voi
     .option('--json', 'print the result as JSON')
     .action(async (options: { input?: string; id?: string; wait: boolean; json?: boolean }) => {
       let input: ContinuousTrainingInput;
-      if (options.input) input = (await readInputFile(options.input));
+      if (options.input) input = await readInputFile(options.input);
       else {
         const { loadScheduleSpec } = await import('../pipelines/schedule-spec');
-        input = (await loadScheduleSpec(ctx.platformSettings().schedules.continuousTrainingSpec)).action
-          .input;
+        input = (await loadScheduleSpec(ctx.platformSettings().schedules.continuousTrainingSpec)).action.input;
       }
       await startPipeline<ContinuousTrainingResult>(ctx, {
         workflowType: 'continuousTraining',

@@ -344,6 +344,36 @@ export class TwinStack extends Stack {
       );
       role.addToPolicy(
         new iam.PolicyStatement({
+          // The model registry: trainModel registers packages, evaluateModel approves or rejects, deployModel records.
+          sid: 'ModelRegistry',
+          actions: [
+            'sagemaker:CreateModelPackageGroup',
+            'sagemaker:DescribeModelPackageGroup',
+            'sagemaker:CreateModelPackage',
+            'sagemaker:DescribeModelPackage',
+            'sagemaker:UpdateModelPackage',
+            'sagemaker:ListModelPackages',
+          ],
+          resources: [sm('model-package-group'), sm('model-package')],
+        }),
+      );
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          // deployModel checks the rollback alarms it hands to a blue/green UpdateEndpoint.
+          sid: 'RollbackAlarms',
+          actions: ['cloudwatch:DescribeAlarms'],
+          resources: [
+            this.formatArn({
+              service: 'cloudwatch',
+              resource: 'alarm',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      );
+      role.addToPolicy(
+        new iam.PolicyStatement({
           sid: 'EndpointAutoscaling',
           actions: [
             'application-autoscaling:RegisterScalableTarget',

@@ -19,13 +19,6 @@ export function registerApiCommands(program: Command, ctx: CliContext): void {
       'local development only: accept requests without an API key when API_KEYS is empty (= API_ALLOW_NO_KEYS=true)',
     )
     .action(async (options: { port?: number; host: string; allowNoKeys?: boolean }) => {
-      // bin/twin loads the TypeScript sources with tsx's CommonJS hook only; the RAG service loads the embedder with
-      // a dynamic import(), which Node resolves with its ESM loader: register tsx's full loader (both hooks) first.
-      // Compiled code in dist/ turns import() into require() and never gets here.
-      if (__filename.endsWith('.ts')) {
-        const tsxLoader: string = 'tsx';
-        await import(tsxLoader);
-      }
       const base = ctx.platformSettings();
       const settings = options.allowNoKeys ? { ...base, api: { ...base.api, allowNoKeys: true } } : base;
       const server = await startApiServer(settings, { host: options.host, port: options.port ?? settings.api.port });

@@ -280,6 +280,19 @@ void describe('CDK stack: SageMaker execution role and task roles', () => {
       assert.ok(resourcesJson.includes(`:sagemaker:eu-west-1:123456789012:${kind}`), kind);
   });
 
+  void test('only the ml workers may approve model packages (the evaluation gate) and read rollback alarms', () => {
+    for (const action of [
+      'sagemaker:UpdateModelPackage',
+      'sagemaker:CreateModelPackage',
+      'cloudwatch:DescribeAlarms',
+    ]) {
+      const granting = statements(template).filter(({ statement }) => actionsOf(statement).includes(action));
+      assert.equal(granting.length, 1, action);
+      assert.match(granting[0]!.roles[0]!, /^MlTaskRole/, action);
+      assert.ok(!JSON.stringify(granting[0]!.statement.Resource).includes('"*"'), `${action} is scoped`);
+    }
+  });
+
   void test('the workflow-only workers have no data or AWS permissions at all', () => {
     const pipelinesRole = resources('AWS::IAM::Role').find(([id]) => id.startsWith('PipelinesTaskRole'))!;
     assert.equal(statements(template).filter(({ roles }) => roles.includes(pipelinesRole[0])).length, 0);

@@ -195,7 +195,7 @@ export async function stopLocalModelServers(settings: Settings): Promise<number>
   let stopped = 0;
   for (const file of files) {
     const { pid } = JSON.parse(await readFile(file, 'utf8')) as { pid: number };
-    if (await servers.stop({ pid })) stopped++;
+    if (await servers.stop({ pid, dir: path.dirname(file) })) stopped++;
   }
   return stopped;
 }
@@ -248,7 +248,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    print(`LLM Twin demo — ${mode === 'own' ? 'starting its own local platform in this process' : 'using the running platform'}`);
+    print(
+      `LLM Twin demo — ${mode === 'own' ? 'starting its own local platform in this process' : 'using the running platform'}`,
+    );
     let author = options.author ?? 'Maxime Labonne';
     let links = options.links ?? [];
     if (usesSampleSite) {
@@ -310,12 +312,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const settings = parseSettings(env);
 
     let baseModel = options.baseModel;
+    let tinyBase = false;
     const trainingBackend = options.trainingBackend ?? (mode === 'own' ? 'local' : settings.training.backend);
     if (!baseModel && trainingBackend === 'local') {
       const dir = await timed('tiny base model', () =>
         ensureTinyBaseModel(settings, path.join(settings.dataDir, 'tiny-base')),
       );
       baseModel = `file://${dir}`;
+      tinyBase = true;
     }
 
     client = await connectClient(settings.temporal);
@@ -323,7 +327,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       authors: [{ name: author, links }],
       trainingBackend,
       ...(baseModel ? { baseModel } : {}),
-      ...(trainingBackend === 'local' ? { hyperparameters: { sft: DEMO_HYPERPARAMETERS, dpo: DEMO_HYPERPARAMETERS } } : {}),
+      ...(trainingBackend === 'local'
+        ? { hyperparameters: { sft: DEMO_HYPERPARAMETERS, dpo: DEMO_HYPERPARAMETERS } }
+        : {}),
       ...(options.skipDpo ? { skipDpo: true } : {}),
       ...(llm ? { llmModel: llm.model, datasets: { batchSize: 2 } } : {}),
       evaluation: {
@@ -345,7 +351,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       : undefined;
     print(`endToEnd started: ${workflowId}`);
     if (webUiLink) print(`  Web UI: ${webUiLink}`);
-    print(`  author ${author}, ${links.length} links, training ${trainingBackend}, base ${baseModel ?? settings.training.baseModel}`);
+    print(
+      `  author ${author}, ${links.length} links, training ${trainingBackend}, base ${baseModel ?? settings.training.baseModel}`,
+    );
 
     // Follow the run: print every stage change from the progress query.
     const pipelineStarted = Date.now();
@@ -366,7 +374,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         if (!s || s.status === 'pending' || before?.status === s.status) continue;
         const now = Date.now();
         if (s.status === 'running') {
-          print(`  ▶ ${stage} running${s.workflowIds.length ? ` (${s.workflowIds.map((w) => w.split('/').pop()).join(', ')})` : ''}`);
+          print(
+            `  ▶ ${stage} running${s.workflowIds.length ? ` (${s.workflowIds.map((w) => w.split('/').pop()).join(', ')})` : ''}`,
+          );
           seen.set(stage, { status: s.status, since: now });
         } else {
           const since = before?.since ?? now;
@@ -400,14 +410,32 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       `  gate: ${gate.passed ? 'passed' : 'failed'} — accuracy ${fmt(gate.scores, 'accuracy')}, style ${fmt(gate.scores, 'style')}${gate.reasons.length ? ` (${gate.reasons.join('; ')})` : ''}`,
     );
     if (result.deployment) {
-      print(`  endpoint ${result.deployment.endpointName} (${result.deployment.backend}) serves ${result.deployment.modelVersion}`);
+      print(
+        `  endpoint ${result.deployment.endpointName} (${result.deployment.backend}) serves ${result.deployment.modelVersion}`,
+      );
     }
     if (!result.deployment) throw new Error(`nothing was deployed (${result.status}: ${result.reason})`);
 
     // One question through the REST API, answered by the deployed model.
-    const apiEnv = { ...env, RAG_GENERATOR: 'endpoint', RAG_ENDPOINT_NAME: result.deployment.endpointName, API_ALLOW_NO_KEYS: 'true' };
+    const apiEnv: NodeJS.ProcessEnv = {
+      ...env,
+      RAG_GENERATOR: 'endpoint',
+      RAG_ENDPOINT_NAME: result.deployment.endpointName,
+      API_ALLOW_NO_KEYS: 'true',
+    };
+    if (tinyBase) {
+      // The tiny model reads 1,024 positions with a 600-token vocabulary (~3 of its tokens per embedder token):
+      // a small context budget and a short answer keep the prompt inside its window.
+      apiEnv.RAG_CONTEXT_TOKENS = '150';
+      apiEnv.RAG_MAX_TOKENS = '48';
+      print('  (tiny model: RAG context 150 tokens, answers of at most 48 tokens)');
+    }
     const apiSettings = parseSettings(apiEnv);
-    api = await timed('API (in process)', () => startApiServer(apiSettings, { host: '127.0.0.1', port: 0 }), (a) => a.url);
+    api = await timed(
+      'API (in process)',
+      () => startApiServer(apiSettings, { host: '127.0.0.1', port: 0 }),
+      (a) => a.url,
+    );
     const question = options.question ?? DEFAULT_QUESTION;
     print(`Q: ${question}`);
     const answer = await timed('RAG answer', async () => {
@@ -422,7 +450,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     print(`A (${answer.model}): ${answer.answer.trim() || '(empty answer)'}`);
     print('Sources:');
     for (const [i, s] of answer.sources.entries()) {
-      print(`  [${i + 1}] ${s.title ?? s.documentId} — ${s.authorName}${s.link ? ` — ${s.link}` : ''} (score ${s.score.toFixed(3)})`);
+      print(
+        `  [${i + 1}] ${s.title ?? s.documentId} — ${s.authorName}${s.link ? ` — ${s.link}` : ''} (score ${s.score.toFixed(3)})`,
+      );
     }
     const totalSeconds = seconds(Date.now() - t0);
     print('');

@@ -18,6 +18,8 @@ export const SELF_QUERY_SYSTEM = [
   'Return the full name of the person (author) the question names, whose writing it asks about or whose voice it asks',
   'the answer in. Return null when no person is named. Copy the name as written; do not guess.',
   'Answer with JSON only: {"author": "<name>"} or {"author": null}.',
+  'Examples: "What does Jane Doe think about vector databases?" → {"author": "Jane Doe"};',
+  '"Write a post like John Smith about RAG" → {"author": "John Smith"}; "How does LoRA work?" → {"author": null}.',
 ].join(' ');
 
 export const selfQuerySchema = z.object({ author: z.string().nullable() });

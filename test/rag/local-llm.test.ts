@@ -56,7 +56,7 @@ describe('RAG with a real small LLM (Gemma 3 270M)', { skip }, () => {
     await server?.close();
   });
 
-  test('self-query, expansion and answer from the real model, traced', async () => {
+  test('self-query, expansion and answer from the real model, traced', async (t) => {
     const rag = createRagService(
       ragSettings(
         { database, prefix, llmUrl: server.url },
@@ -101,6 +101,11 @@ describe('RAG with a real small LLM (Gemma 3 270M)', { skip }, () => {
         `3 queries or a recorded fallback: ${JSON.stringify(expansion.attributes)}`,
       );
       assert.equal(byName.embed!.attributes.texts, queries.length);
+      t.diagnostic(
+        `self-query extracted ${JSON.stringify(byName.self_query!.attributes.extracted)} (found: ${String(byName.self_query!.attributes.found)}); ` +
+          `${queries.length} queries${expansion.attributes.fallback ? ` (fallback: ${JSON.stringify(expansion.attributes.fallback)})` : ''}; ` +
+          `answer ${answer.usage.outputTokens} tokens in ${Math.round(byName.generation!.latencyMs)} ms`,
+      );
       for (const name of ['self_query', 'expansion', 'generation'] as const) {
         assert.equal(byName[name]!.model, server.model);
         assert.ok((byName[name]!.inputTokens ?? 0) > 0, `${name} tokens`);

@@ -82,13 +82,6 @@ export function registerDemoCommands(program: Command, ctx: Pick<CliContext, 'pr
           ...(o.approval ? { approval: true } : {}),
           ...(o.keep ? { keep: true } : {}),
         };
-        if (__filename.endsWith('.ts')) {
-          // From sources, bin/twin registers tsx for require() only, and the RAG service loads the embedder with
-          // import(): without tsx's ESM hooks that import cannot find a .ts module. (Compiled to dist/, import()
-          // becomes require() and this is not needed.)
-          // eslint-disable-next-line @typescript-eslint/no-require-imports -- tsx's own loader API, sources only
-          (require('tsx/esm/api') as { register: () => unknown }).register();
-        }
         const report = await runDemo(options);
         if (o.json) {
           const { platformHandle: _platform, ...printable } = report;

@@ -55,7 +55,9 @@ export async function progressQuery(page: Page, run: UiRun, expected: string): P
   await page.goto(
     `${run.uiUrl}/namespaces/${run.namespace}/workflows/${encodeURIComponent(run.workflowId)}/${run.runId}/query`,
   );
-  await page.getByText('progress').first().waitFor({ timeout: TIMEOUT });
+  // the Query Type menu lists the workflow's queries once the UI has asked the worker (`progress` is the first)
+  await page.getByRole('button', { name: 'Run Query' }).waitFor({ timeout: TIMEOUT });
+  await page.getByText('progress', { exact: true }).filter({ visible: true }).first().waitFor({ timeout: TIMEOUT });
   await page.getByRole('button', { name: 'Run Query' }).click();
   await page.getByText(expected).first().waitFor({ timeout: TIMEOUT });
   return page.locator('body').innerText();

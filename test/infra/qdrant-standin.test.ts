@@ -440,6 +440,42 @@ void describe('Qdrant REST stand-in through @qdrant/js-client-rest', () => {
     });
   });
 
+  void it('filtered searches follow every write (upsert, payload change, delete) between repeated queries', async () => {
+    // The stand-in caches filter masks between writes; a real Qdrant has no such cache. Same assertions for both.
+    const name = await createCollection('filter-follows-writes');
+    const [query, ...others] = randomVectors(4, 99);
+    const author = randomUUID();
+    const search = async (): Promise<string[]> =>
+      (
+        await client.query(name, {
+          query: query!,
+          filter: { must: [{ key: 'author_id', match: { value: author } }] },
+          limit: 10,
+        })
+      ).points
+        .map((point) => String(point.id))
+        .sort();
+    const [first, second, third] = [randomUUID(), randomUUID(), randomUUID()];
+    await client.upsert(name, {
+      wait: true,
+      points: [
+        { id: first, vector: others[0]!, payload: { author_id: author } },
+        { id: second, vector: others[1]!, payload: { author_id: 'someone else' } },
+      ],
+    });
+    assert.deepEqual(await search(), [first]);
+    assert.deepEqual(await search(), [first], 'the same filter again');
+    await client.upsert(name, {
+      wait: true,
+      points: [{ id: third, vector: others[2]!, payload: { author_id: author } }],
+    });
+    assert.deepEqual(await search(), [first, third].sort(), 'a new matching point is found');
+    await client.setPayload(name, { wait: true, points: [second], payload: { author_id: author } });
+    assert.deepEqual(await search(), [first, second, third].sort(), 'a payload change moves a point into the filter');
+    await client.delete(name, { wait: true, points: [first] });
+    assert.deepEqual(await search(), [second, third].sort(), 'a deleted point is gone');
+  });
+
   void it('answers 404 for a missing collection', async () => {
     const missing = uniqueCollection('missing');
     await assertQdrantError(client.getCollection(missing), 404, new RegExp(`Collection \`${missing}\` doesn't exist`));

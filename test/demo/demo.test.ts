@@ -131,7 +131,8 @@ describe('twin demo (CLI) and its run in the Web UI', () => {
 
   test('the Web UI finds the run by TwinPipeline="endToEnd" and shows its children, artifacts and result', async () => {
     browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    // tall: the UI's JSON viewers render only the lines in view
+    page = await browser.newPage({ viewport: { width: 1400, height: 3000 } });
     const run = {
       uiUrl: report.webUi!,
       namespace: report.namespace,

@@ -55,10 +55,11 @@ export async function progressQuery(page: Page, run: UiRun, expected: string): P
   await page.goto(
     `${run.uiUrl}/namespaces/${run.namespace}/workflows/${encodeURIComponent(run.workflowId)}/${run.runId}/query`,
   );
-  // the Query Type menu lists the workflow's queries once the UI has asked the worker (`progress` is the first)
-  await page.getByRole('button', { name: 'Run Query' }).waitFor({ timeout: TIMEOUT });
-  await page.getByText('progress', { exact: true }).filter({ visible: true }).first().waitFor({ timeout: TIMEOUT });
-  await page.getByRole('button', { name: 'Run Query' }).click();
+  // the Query Type menu is filled once the UI has asked the worker for the queries (`progress` is the first)
+  const runButton = page.getByRole('button', { name: 'Run Query' });
+  await runButton.waitFor({ timeout: TIMEOUT });
+  await page.waitForTimeout(2000);
+  await runButton.click();
   await page.getByText(expected).first().waitFor({ timeout: TIMEOUT });
   return page.locator('body').innerText();
 }

@@ -39,7 +39,8 @@ export function registerDemoCommands(program: Command, ctx: Pick<CliContext, 'pr
     .addOption(new Option('--training <backend>', 'training backend').choices(['local', 'sagemaker']))
     .addOption(new Option('--deployment <backend>', 'deployment backend').choices(['local', 'sagemaker']))
     .option('--base-model <id>', 'SFT base model (default: a tiny random Llama built offline for local training)')
-    .option('--skip-dpo', 'SFT only')
+    .option('--skip-dpo', 'SFT only (the default with the local Gemma)')
+    .option('--dpo', 'SFT then DPO even with the local Gemma')
     .option('--approval', 'require the approval step (the demo answers it itself, labelled as such)')
     .option('--max-samples <n>', 'evaluation rows judged', (v) => Number.parseInt(v, 10), 4)
     .option('-q, --question <text>', 'the RAG question asked at the end', DEFAULT_QUESTION)
@@ -56,6 +57,7 @@ export function registerDemoCommands(program: Command, ctx: Pick<CliContext, 'pr
         deployment?: 'local' | 'sagemaker';
         baseModel?: string;
         skipDpo?: boolean;
+        dpo?: boolean;
         approval?: boolean;
         maxSamples: number;
         question: string;
@@ -78,7 +80,7 @@ export function registerDemoCommands(program: Command, ctx: Pick<CliContext, 'pr
           ...(o.training ? { trainingBackend: o.training } : {}),
           ...(o.deployment ? { deploymentBackend: o.deployment } : {}),
           ...(o.baseModel ? { baseModel: o.baseModel } : {}),
-          ...(o.skipDpo ? { skipDpo: true } : {}),
+          ...(o.skipDpo ? { skipDpo: true } : o.dpo ? { skipDpo: false } : {}),
           ...(o.approval ? { approval: true } : {}),
           ...(o.keep ? { keep: true } : {}),
         };

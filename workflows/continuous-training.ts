@@ -1,17 +1,15 @@
-import {
-  ApplicationFailure,
-  executeChild,
-  isCancellation,
-  upsertMemo,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { planTraining } from '../src/pipelines/freshness';
 import type { ContinuousTrainingInput, ContinuousTrainingResult } from '../src/pipelines/types';
-import { digitalDataEtl } from './digital-data-etl';
-import { featureEngineering } from './feature-engineering';
-import { generateDatasets } from './generate-datasets';
-import { childOptions, findTrainingFacts, PipelineTracker, slugOf, trainEvaluateDeploy } from './pipeline-stages';
+import {
+  findTrainingFacts,
+  PipelineTracker,
+  runDatasetsChild,
+  runEtlChild,
+  runFeaturesChild,
+  trainEvaluateDeploy,
+} from './pipeline-stages';
 
 export type { ContinuousTrainingInput, ContinuousTrainingResult } from '../src/pipelines/types';
 export type { TrainingFacts, TrainingPlan } from '../src/pipelines/freshness';
@@ -26,15 +24,7 @@ async function refreshData(
   const names = refresh.authors.map((a) => a.name.trim());
   tracker.stage('etl', 'running');
   const etl = await Promise.all(
-    refresh.authors.map(async (author) => {
-      const child = childOptions(`etl-${slugOf(author.name)}`);
-      tracker.stage('etl', 'running', { workflowIds: [child.workflowId] });
-      const result = await executeChild(digitalDataEtl, {
-        ...child,
-        args: [{ author: author.name.trim(), links: author.links }],
-      });
-      return result.artifact?.id ?? null;
-    }),
+    refresh.authors.map(async (author) => (await runEtlChild(tracker, author)).result.artifact?.id ?? null),
   );
   const rawArtifactIds = etl.filter((id): id is string => id !== null);
   tracker.stage('etl', 'completed', { artifacts: rawArtifactIds });
@@ -43,12 +33,7 @@ async function refreshData(
     tracker.stage('datasets', 'skipped', { detail: 'no documents' });
     return;
   }
-  const featuresChild = childOptions('features');
-  tracker.stage('features', 'running', { workflowIds: [featuresChild.workflowId] });
-  const features = await executeChild(featureEngineering, {
-    ...featuresChild,
-    args: [{ authors: names, rawArtifactIds }],
-  });
+  const features = (await runFeaturesChild(tracker, names, rawArtifactIds)).result;
   const cleaned = features.artifacts?.cleaned.id;
   tracker.stage('features', 'completed', { artifacts: cleaned ? [cleaned] : [] });
   if (!cleaned) {
@@ -56,29 +41,7 @@ async function refreshData(
     return;
   }
   const types: ('instruction' | 'preference')[] = dpo ? ['instruction', 'preference'] : ['instruction'];
-  await Promise.all(
-    types.map(async (type) => {
-      const child = childOptions(`datasets-${type}`);
-      tracker.stage('datasets', 'running', { workflowIds: [child.workflowId] });
-      const testSplit = refresh.datasets?.testSplit?.[type];
-      const result = await executeChild(generateDatasets, {
-        ...child,
-        args: [
-          {
-            type,
-            authors: names,
-            sourceArtifactIds: [cleaned],
-            trainOnNewVersion: false,
-            ...(refresh.llmModel ? { model: refresh.llmModel } : {}),
-            ...(testSplit !== undefined ? { testSplit } : {}),
-            ...(refresh.datasets?.batchSize ? { batchSize: refresh.datasets.batchSize } : {}),
-            ...(refresh.datasets?.seed !== undefined ? { seed: refresh.datasets.seed } : {}),
-          },
-        ],
-      });
-      tracker.stage('datasets', 'running', { artifacts: [result.dataset.artifactId] });
-    }),
-  );
+  await Promise.all(types.map((type) => runDatasetsChild(tracker, type, names, cleaned, refresh)));
   tracker.stage('datasets', 'completed');
 }
 

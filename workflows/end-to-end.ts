@@ -1,16 +1,15 @@
-import {
-  ApplicationFailure,
-  executeChild,
-  isCancellation,
-  upsertMemo,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import type { EndToEndInput, EndToEndResult } from '../src/pipelines/types';
-import { digitalDataEtl } from './digital-data-etl';
-import { featureEngineering } from './feature-engineering';
-import { generateDatasets, type GenerateDatasetsResult } from './generate-datasets';
-import { childOptions, PipelineTracker, slugOf, trainEvaluateDeploy } from './pipeline-stages';
+import type { GenerateDatasetsResult } from './generate-datasets';
+import {
+  PipelineTracker,
+  runDatasetsChild,
+  runEtlChild,
+  runFeaturesChild,
+  slugOf,
+  trainEvaluateDeploy,
+} from './pipeline-stages';
 
 export type {
   ApprovalDecision,
@@ -89,23 +88,11 @@ export async function endToEnd(input: EndToEndInput): Promise<EndToEndResult> {
     tracker.stage('etl', 'running');
     const etl = await Promise.all(
       input.authors.map(async (author) => {
-        const child = childOptions(`etl-${slugOf(author.name)}`);
-        tracker.stage('etl', 'running', { workflowIds: [child.workflowId] });
-        const result = await executeChild(digitalDataEtl, {
-          ...child,
-          args: [
-            {
-              author: author.name.trim(),
-              links: author.links,
-              ...(input.etl?.refresh !== undefined ? { refresh: input.etl.refresh } : {}),
-              ...(input.etl?.maxInFlight !== undefined ? { maxInFlight: input.etl.maxInFlight } : {}),
-            },
-          ],
-        });
+        const { workflowId, result } = await runEtlChild(tracker, author, input.etl);
         if (result.artifact) tracker.stage('etl', 'running', { artifacts: [result.artifact.id] });
         return {
           author: author.name.trim(),
-          workflowId: child.workflowId,
+          workflowId,
           links: result.counts.links,
           stored: result.counts.byStatus.stored + result.counts.byStatus.unchanged,
           failed: result.counts.byStatus.failed,
@@ -125,18 +112,12 @@ export async function endToEnd(input: EndToEndInput): Promise<EndToEndResult> {
     }
 
     // 2. Features.
-    const featuresChild = childOptions('features');
-    tracker.stage('features', 'running', { workflowIds: [featuresChild.workflowId] });
-    const features = await executeChild(featureEngineering, {
-      ...featuresChild,
-      args: [
-        {
-          authors: names,
-          rawArtifactIds,
-          ...(input.features?.batchSize ? { batchSize: input.features.batchSize } : {}),
-        },
-      ],
-    });
+    const { workflowId: featuresWorkflowId, result: features } = await runFeaturesChild(
+      tracker,
+      names,
+      rawArtifactIds,
+      input.features,
+    );
     const cleaned = features.artifacts?.cleaned.id ?? null;
     const embedded = features.artifacts?.embedded.id ?? null;
     tracker.stage('features', 'completed', { artifacts: [cleaned, embedded].filter((a): a is string => a !== null) });
@@ -145,27 +126,8 @@ export async function endToEnd(input: EndToEndInput): Promise<EndToEndResult> {
 
     // 3. Datasets: instruction and preference in parallel (preference only when DPO follows).
     const generate = async (type: 'instruction' | 'preference') => {
-      const child = childOptions(`datasets-${type}`);
-      tracker.stage('datasets', 'running', { workflowIds: [child.workflowId] });
-      const testSplit = input.datasets?.testSplit?.[type];
-      const result = await executeChild(generateDatasets, {
-        ...child,
-        args: [
-          {
-            type,
-            authors: names,
-            sourceArtifactIds: [cleaned],
-            // endToEnd trains on what it made: no extra continuousTraining run from the new-dataset trigger
-            trainOnNewVersion: false,
-            ...(input.llmModel ? { model: input.llmModel } : {}),
-            ...(testSplit !== undefined ? { testSplit } : {}),
-            ...(input.datasets?.batchSize ? { batchSize: input.datasets.batchSize } : {}),
-            ...(input.datasets?.seed !== undefined ? { seed: input.datasets.seed } : {}),
-          },
-        ],
-      });
-      tracker.stage('datasets', 'running', { artifacts: [result.dataset.artifactId] });
-      return datasetSummary(child.workflowId, result);
+      const { workflowId, result } = await runDatasetsChild(tracker, type, names, cleaned, input);
+      return datasetSummary(workflowId, result);
     };
     const [instruction, preference] = await Promise.all([
       generate('instruction'),
@@ -192,7 +154,7 @@ export async function endToEnd(input: EndToEndInput): Promise<EndToEndResult> {
     return {
       status,
       etl,
-      features: { workflowId: featuresChild.workflowId, cleaned, embedded, status: features.status },
+      features: { workflowId: featuresWorkflowId, cleaned, embedded, status: features.status },
       datasets: { instruction, ...(preference ? { preference } : {}) },
       models: tail.models,
       gate: tail.gate!,

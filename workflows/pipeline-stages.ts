@@ -24,10 +24,12 @@ import type { PipelineStateActivities } from '../activities/pipeline-state';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import type {
   ApprovalDecision,
+  AuthorLinks,
   ApprovalOutcome,
   ApprovalPolicy,
   DeploymentOptions,
   DeploymentSummary,
+  EndToEndInput,
   EvaluationOptions,
   GateDecision,
   PipelineProgress,
@@ -39,7 +41,10 @@ import type {
   TrainingOptions,
 } from '../src/pipelines/types';
 import { deployModel } from './deploy-model';
+import { digitalDataEtl } from './digital-data-etl';
 import { evaluateModel } from './evaluate-model';
+import { featureEngineering } from './feature-engineering';
+import { generateDatasets } from './generate-datasets';
 import { QUEUES } from './queues';
 import { trainModel } from './train-model';
 
@@ -212,6 +217,77 @@ export class PipelineTracker {
     });
     return outcome;
   }
+}
+
+/** One author's ETL child (`etl-<slug>`), recorded on the `etl` stage; returns its id and result. */
+export async function runEtlChild(
+  tracker: PipelineTracker,
+  author: AuthorLinks,
+  etl: EndToEndInput['etl'] = {},
+): Promise<{ workflowId: string; result: Awaited<ReturnType<typeof digitalDataEtl>> }> {
+  const child = childOptions(`etl-${slugOf(author.name)}`);
+  tracker.stage('etl', 'running', { workflowIds: [child.workflowId] });
+  const result = await executeChild(digitalDataEtl, {
+    ...child,
+    args: [
+      {
+        author: author.name.trim(),
+        links: author.links,
+        ...(etl.refresh !== undefined ? { refresh: etl.refresh } : {}),
+        ...(etl.maxInFlight !== undefined ? { maxInFlight: etl.maxInFlight } : {}),
+      },
+    ],
+  });
+  return { workflowId: child.workflowId, result };
+}
+
+/** The featureEngineering child (`features`) over the raw artifacts, recorded on the `features` stage. */
+export async function runFeaturesChild(
+  tracker: PipelineTracker,
+  authors: string[],
+  rawArtifactIds: string[],
+  features: EndToEndInput['features'] = {},
+): Promise<{ workflowId: string; result: Awaited<ReturnType<typeof featureEngineering>> }> {
+  const child = childOptions('features');
+  tracker.stage('features', 'running', { workflowIds: [child.workflowId] });
+  const result = await executeChild(featureEngineering, {
+    ...child,
+    args: [{ authors, rawArtifactIds, ...(features.batchSize ? { batchSize: features.batchSize } : {}) }],
+  });
+  return { workflowId: child.workflowId, result };
+}
+
+/**
+ * One generateDatasets child (`datasets-<type>`) over the cleaned artifact, recorded on the `datasets` stage. The
+ * pipeline trains on what it made itself: no extra continuousTraining run from the new-dataset trigger.
+ */
+export async function runDatasetsChild(
+  tracker: PipelineTracker,
+  type: 'instruction' | 'preference',
+  authors: string[],
+  cleaned: string,
+  options: { llmModel?: string; datasets?: EndToEndInput['datasets'] },
+): Promise<{ workflowId: string; result: Awaited<ReturnType<typeof generateDatasets>> }> {
+  const child = childOptions(`datasets-${type}`);
+  tracker.stage('datasets', 'running', { workflowIds: [child.workflowId] });
+  const testSplit = options.datasets?.testSplit?.[type];
+  const result = await executeChild(generateDatasets, {
+    ...child,
+    args: [
+      {
+        type,
+        authors,
+        sourceArtifactIds: [cleaned],
+        trainOnNewVersion: false,
+        ...(options.llmModel ? { model: options.llmModel } : {}),
+        ...(testSplit !== undefined ? { testSplit } : {}),
+        ...(options.datasets?.batchSize ? { batchSize: options.datasets.batchSize } : {}),
+        ...(options.datasets?.seed !== undefined ? { seed: options.datasets.seed } : {}),
+      },
+    ],
+  });
+  tracker.stage('datasets', 'running', { artifacts: [result.dataset.artifactId] });
+  return { workflowId: child.workflowId, result };
 }
 
 export interface TrainPlanStep {

@@ -22,6 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { PipelineStateActivities } from '../activities/pipeline-state';
 import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
+import { slugOf } from '../src/domain/slug';
 import type {
   ApprovalDecision,
   AuthorLinks,
@@ -90,17 +91,7 @@ export function childOptions(name: string): Omit<ChildWorkflowOptions, 'typeInfo
   };
 }
 
-/** An id-safe short form of a name, for child ids (`etl-maxime-labonne`). */
-export function slugOf(text: string): string {
-  return (
-    text
-      .normalize('NFKD')
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-|-$/g, '')
-      .slice(0, 40) || 'author'
-  );
-}
+export { slugOf };
 
 /** Progress, its query, the approval Update, and the TwinStatus / memo bookkeeping of one pipeline run. */
 export class PipelineTracker {

@@ -14,17 +14,8 @@ export function fail(message: string): never {
   process.exit(1);
 }
 
-/** A short, id-safe form of a name for workflow ids. */
-export function slug(text: string): string {
-  return (
-    text
-      .normalize('NFKD')
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-|-$/g, '')
-      .slice(0, 40) || 'author'
-  );
-}
+/** A short, id-safe form of a name for workflow ids (the same one the pipeline workflows use for child ids). */
+export { slugOf as slug } from '../domain/slug';
 
 /** `<prefix>-<ISO time>`: a readable workflow id that sorts by start time. */
 export function timestampedId(prefix: string): string {

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { Settings } from '../config';
 import type { Dependencies } from '../infra/dependencies';
 import { sha256 } from '../domain/artifacts';
+import type { EvalSample } from '../rag/tracing';
 import type { RagEngine, RagSource } from '../rag/types';
 
 export const ragQuestionSchema = z.object({
@@ -57,14 +58,7 @@ export async function loadQuestionSet(
   return { version: parsed.data.version, checksum: `sha256:${sha256(text)}`, questions: parsed.data.questions };
 }
 
-interface StoredSample {
-  _id: string;
-  question: string;
-  answer: string;
-  contexts: string[];
-  author?: string;
-  traceId: string;
-}
+type StoredSample = Pick<EvalSample, '_id' | 'question' | 'answer' | 'contexts' | 'author' | 'traceId'>;
 
 /** The newest `limit` samples of `rag_eval_samples` (answers the RAG service gave, with their contexts). */
 export async function loadStoredSamples(db: Db, limit: number): Promise<RagSample[]> {

@@ -30,7 +30,7 @@ import { RagError } from '../../src/rag/types';
 import { chatTemplateChecksum } from '../../src/training/chat-template';
 import { testEnv, uniqueName } from '../support/env';
 import { startScriptedLlmServer, type ScriptedLlmServer } from '../support/scripted-llm-server';
-import { ragScript, ragSettings } from './helpers';
+import { closeRagFixtures, ragScript, ragSettings } from './helpers';
 
 const region = process.env.AWS_REGION ?? 'us-east-1';
 const aws = () => ({ region, endpoint: testEnv.awsEndpoint });
@@ -213,16 +213,7 @@ describe('SageMaker generation backend', () => {
       mongo = await MongoClient.connect(testEnv.mongoUri);
     });
     after(async () => {
-      await deps
-        ?.vectorStore()
-        .dropCollections()
-        .catch(() => undefined);
-      await deps?.close();
-      await mongo
-        ?.db(database)
-        .dropDatabase()
-        .catch(() => undefined);
-      await mongo?.close();
+      await closeRagFixtures(deps, mongo, database);
       await llm?.close();
     });
 

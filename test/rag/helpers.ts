@@ -17,7 +17,7 @@ import type { Dependencies } from '../../src/infra/dependencies';
 import { EXPANSION_SYSTEM, SELF_QUERY_SYSTEM } from '../../src/rag/query';
 import { loadCorpusArticles, realTokenCounter, requireModelDir } from '../features/helpers';
 import { reply, type RecordedRequest, type ScriptedReply } from '../support/scripted-llm-server';
-import { testEnv } from '../support/env';
+import { dropTestDatabase, testEnv } from '../support/env';
 
 export const CORPUS_DIR = process.env.TWIN_CORPUS_DIR ?? join(__dirname, '..', '..', '..', 'shared', 'corpus');
 
@@ -169,4 +169,18 @@ export function buildFixtureCrossEncoder(dir: string, pairs: [string, string][])
     env: { ...process.env, TWIN_HOME: home, RERANKER_SOURCE: source, RAG_RERANKER_MODEL_DIR: dir },
   });
   return (JSON.parse(readFileSync(reference, 'utf8')) as { scores: number[] }).scores;
+}
+
+/** Teardown of a RAG test: the Qdrant collections of `deps`, its connections, then the test database and client. */
+export async function closeRagFixtures(
+  deps: Dependencies | undefined,
+  mongo: MongoClient | undefined,
+  database: string,
+): Promise<void> {
+  await deps
+    ?.vectorStore()
+    .dropCollections()
+    .catch(() => undefined);
+  await deps?.close();
+  await dropTestDatabase(mongo, database);
 }

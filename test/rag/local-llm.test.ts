@@ -15,7 +15,7 @@ import { createLogger } from '../../src/infra/logger';
 import { createRagService } from '../../src/rag/service';
 import { TRACES_COLLECTION, type TraceRecord } from '../../src/rag/tracing';
 import { testEnv, uniqueName } from '../support/env';
-import { loadCorpus, MAXIME, ragSettings } from './helpers';
+import { closeRagFixtures, loadCorpus, MAXIME, ragSettings } from './helpers';
 
 const modelPath = process.env.LOCAL_LLM_MODEL_PATH ?? defaultLocalModelPath();
 const installed = existsSync(modelPath);
@@ -43,16 +43,7 @@ describe('RAG with a real small LLM (Gemma 3 270M)', { skip }, () => {
   });
 
   after(async () => {
-    await deps
-      ?.vectorStore()
-      .dropCollections()
-      .catch(() => undefined);
-    await deps?.close();
-    await mongo
-      ?.db(database)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo?.close();
+    await closeRagFixtures(deps, mongo, database);
     await server?.close();
   });
 

@@ -23,6 +23,7 @@ import { testEnv, uniqueName } from '../support/env';
 import { reply, startScriptedLlmServer, type ScriptedLlmServer } from '../support/scripted-llm-server';
 import {
   buildFixtureCrossEncoder,
+  closeRagFixtures,
   loadCorpus,
   MAXIME,
   PAUL,
@@ -67,16 +68,7 @@ describe('RAG service over the real corpus', () => {
 
   after(async () => {
     for (const rag of services) await rag.close();
-    await deps
-      ?.vectorStore()
-      .dropCollections()
-      .catch(() => undefined);
-    await deps?.close();
-    await mongo
-      ?.db(database)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo?.close();
+    await closeRagFixtures(deps, mongo, database);
     await llm?.close();
   });
 

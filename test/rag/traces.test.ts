@@ -15,7 +15,7 @@ import { TRACES_COLLECTION, type TraceRecord } from '../../src/rag/tracing';
 import { isolatedEnv, runTwin } from '../support/cli';
 import { testEnv, uniqueName } from '../support/env';
 import { startScriptedLlmServer, type ScriptedLlmServer } from '../support/scripted-llm-server';
-import { ragScript, ragSettings } from './helpers';
+import { closeRagFixtures, ragScript, ragSettings } from './helpers';
 
 interface OpikCall {
   method: string;
@@ -78,16 +78,7 @@ describe('RAG traces: MongoDB, Opik export, twin traces', () => {
   });
 
   after(async () => {
-    await deps
-      ?.vectorStore()
-      .dropCollections()
-      .catch(() => undefined);
-    await deps?.close();
-    await mongo
-      ?.db(database)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo?.close();
+    await closeRagFixtures(deps, mongo, database);
     await llm?.close();
   });
 

@@ -31,7 +31,7 @@ import { scalableTargetId } from '../../src/serving/sagemaker';
 import type { DeploymentResult } from '../../src/serving/types';
 import { INFERENCE_IMAGE_TAG } from '../../src/training/sagemaker';
 import { registerModelPackage } from '../../src/training/registry';
-import { testEnv, uniqueName } from '../support/env';
+import { dropTestDatabase, testEnv, uniqueName } from '../support/env';
 import { registerModel, startServingWorkers, type InProcessWorkers } from './helpers';
 
 const database = uniqueName('serving_moto');
@@ -112,11 +112,7 @@ describe('deployModel to SageMaker against moto', () => {
   after(async () => {
     await workers?.stop();
     await deps?.close();
-    await mongo
-      ?.db(database)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo?.close();
+    await dropTestDatabase(mongo, database);
     sagemaker?.destroy();
     autoscaling?.destroy();
   });

@@ -36,7 +36,7 @@ import { createDependencies, type Dependencies } from '../../src/infra/dependenc
 import { createLogger } from '../../src/infra/logger';
 import { ENDPOINTS_COLLECTION, EndpointStore } from '../../src/serving/endpoints';
 import type { DeploymentResult, EndpointRecord } from '../../src/serving/types';
-import { testEnv, uniqueName } from '../support/env';
+import { dropTestDatabase, testEnv, uniqueName } from '../support/env';
 import { registerModel, startServingWorkers, type InProcessWorkers } from './helpers';
 
 const database = uniqueName('serving_scripted');
@@ -261,11 +261,7 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
   after(async () => {
     await workers?.stop();
     await deps?.close();
-    await mongo
-      ?.db(database)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo?.close();
+    await dropTestDatabase(mongo, database);
   });
 
   test('blue/green update: deployment config with canary and alarms, autoscaling released for the new instance type and registered again', async () => {

@@ -2,6 +2,8 @@
  * URLs of the real services the test runner (scripts/run-tests.ts) started, or that the user pointed the
  * suite at (TEMPORAL_ADDRESS, MONGODB_URI, QDRANT_URL, AWS_ENDPOINT_URL).
  */
+import type { MongoClient } from 'mongodb';
+
 export function requireEnv(name: string): string {
   const value = process.env[name];
   if (!value) {
@@ -36,4 +38,13 @@ export const testEnv = {
 /** A database name per test file, so files can run in parallel against one server. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}`;
+}
+
+/** Teardown: drops a test's database (a failure is ignored) and closes the client; either may be missing (a failed before). */
+export async function dropTestDatabase(mongo: MongoClient | undefined, database: string): Promise<void> {
+  await mongo
+    ?.db(database)
+    .dropDatabase()
+    .catch(() => undefined);
+  await mongo?.close();
 }

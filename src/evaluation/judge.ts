@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { sha256 } from '../domain/artifacts';
 import { LlmError, type LlmClient } from '../infra/llm';
 
-const score = z.number().int().min(1).max(3);
+// An enum rather than min/max: llama.cpp grammars (the local judge) enforce enum values but not numeric ranges.
+const score = z.literal([1, 2, 3]);
 const criterion = z.object({ analysis: z.string().min(1).max(4000), score });
 
 /** What the judge must answer for one instruction/answer pair. */
@@ -133,6 +134,7 @@ export function classifyVerdict<T>(
       (issue.code === 'too_small' ||
         issue.code === 'too_big' ||
         issue.code === 'invalid_type' ||
+        issue.code === 'invalid_value' ||
         issue.code === 'invalid_format'),
   );
   const detail = parsed.error.issues

@@ -113,8 +113,8 @@ describe('LLM-as-judge against a scripted OpenAI-compatible server', () => {
     assert.equal(request.body.response_format?.type, 'json_schema');
     assert.equal(request.body.response_format?.json_schema?.name, 'judgement');
     const schema = JSON.stringify(request.body.response_format?.json_schema?.schema);
-    assert.match(schema, /"minimum":1/);
-    assert.match(schema, /"maximum":3/);
+    // the 1–3 scale as an enum: grammar-constrained servers (llama.cpp, the local judge) enforce enums, not ranges
+    assert.match(schema, /"score":\{"type":"number","enum":\[1,2,3\]\}/);
     assert.equal(request.body.temperature, 0);
     const prompt = userMessage(request);
     assert.match(prompt, /How do you version datasets\?/);

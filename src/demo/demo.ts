@@ -31,19 +31,9 @@ import { defaultLocalModelPath, startLocalLlmServer, type LocalLlmServer } from 
 import { connectClient } from '../infra/temporal';
 import { LocalModelServers } from '../serving/local';
 import { SAMPLE_SITE_DIR, startSampleSite, type SampleSite } from './sample-site';
+import { TINY_MODEL_HYPERPARAMETERS } from '../training/spec';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
-
-/** A 1-epoch LoRA run on a 2-layer model: seconds on a CPU. */
-export const DEMO_HYPERPARAMETERS = {
-  num_train_epochs: 1,
-  per_device_train_batch_size: 4,
-  gradient_accumulation_steps: 1,
-  max_length: 256,
-  gradient_checkpointing: false,
-  warmup_steps: 0,
-  learning_rate: 0.001,
-};
 
 /**
  * The gate of the offline demo. A randomly initialised 2-layer model trained for one epoch on a few dozen rows
@@ -339,7 +329,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       trainingBackend,
       ...(baseModel ? { baseModel } : {}),
       ...(trainingBackend === 'local'
-        ? { hyperparameters: { sft: DEMO_HYPERPARAMETERS, dpo: DEMO_HYPERPARAMETERS } }
+        ? { hyperparameters: { sft: TINY_MODEL_HYPERPARAMETERS, dpo: TINY_MODEL_HYPERPARAMETERS } }
         : {}),
       ...(skipDpo ? { skipDpo: true } : {}),
       ...(llm ? { llmModel: llm.model, datasets: { batchSize: 2 } } : {}),

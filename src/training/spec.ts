@@ -50,6 +50,17 @@ export const hyperparametersSchema = z
   .strict();
 export type HyperparameterOverrides = z.input<typeof hyperparametersSchema>;
 
+/** A 1-epoch LoRA run on a 2-layer model: seconds on a CPU (the offline demo and the tests' tiny model). */
+export const TINY_MODEL_HYPERPARAMETERS = {
+  num_train_epochs: 1,
+  per_device_train_batch_size: 4,
+  gradient_accumulation_steps: 1,
+  max_length: 256,
+  gradient_checkpointing: false,
+  warmup_steps: 0,
+  learning_rate: 0.001,
+} as const satisfies HyperparameterOverrides;
+
 interface DefaultsFile {
   common: Hyperparameters;
   sft: Hyperparameters;

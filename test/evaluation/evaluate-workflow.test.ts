@@ -28,19 +28,11 @@ import { testEnv, uniqueName } from '../support/env';
 import { reply, ScriptedLlmServer, userMessage } from '../support/scripted-llm-server';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 import { fixtureVersion, FIXTURES, JOB_DIR, run, trainingPython } from '../training/helpers';
+import { TINY_MODEL_HYPERPARAMETERS } from '../../src/training/spec';
 
 const database = uniqueName('evaluation_e2e');
 const root = () => path.join(testEnv.tmpDir, database);
-const FAST = {
-  num_train_epochs: 1,
-  max_steps: 2,
-  per_device_train_batch_size: 4,
-  gradient_accumulation_steps: 1,
-  max_length: 256,
-  gradient_checkpointing: false,
-  warmup_steps: 0,
-  learning_rate: 0.001,
-};
+const FAST = { ...TINY_MODEL_HYPERPARAMETERS, max_steps: 2 };
 /** The fixture test split has 3 rows; the judge answers this one's verdict with prose (a judge failure). */
 const UNJUDGEABLE = 'Why keep a test split fixed?';
 const verdict = (accuracy: number, style: number) => ({

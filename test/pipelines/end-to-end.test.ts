@@ -36,21 +36,14 @@ import { testEnv, uniqueName } from '../support/env';
 import { extractOf, reply, ScriptedLlmServer } from '../support/scripted-llm-server';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 import { fixtureVersion, FIXTURES, JOB_DIR, run, trainingPython } from '../training/helpers';
+import { TINY_MODEL_HYPERPARAMETERS } from '../../src/training/spec';
 
 const database = uniqueName('e2e');
 const prefix = `${uniqueName('e2e')}_`;
 const AUTHOR = 'Ada Lovelace';
 const ENDPOINT = uniqueName('e2e-twin').replace(/_/g, '-');
 const root = () => path.join(testEnv.tmpDir, database);
-const FAST = {
-  num_train_epochs: 1,
-  per_device_train_batch_size: 4,
-  gradient_accumulation_steps: 1,
-  max_length: 256,
-  gradient_checkpointing: false,
-  warmup_steps: 0,
-  learning_rate: 0.001,
-};
+const FAST = TINY_MODEL_HYPERPARAMETERS;
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 

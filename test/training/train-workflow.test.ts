@@ -31,21 +31,14 @@ import { testEnv, uniqueName } from '../support/env';
 import { extractOf, reply, ScriptedLlmServer } from '../support/scripted-llm-server';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
 import { fixtureVersion, FIXTURES, JOB_DIR, run, trainingPython } from './helpers';
+import { TINY_MODEL_HYPERPARAMETERS } from '../../src/training/spec';
 
 const database = uniqueName('training_e2e');
 const prefix = `${uniqueName('tw')}_`;
 const AUTHOR = 'Maxime Labonne';
 const LLM_MODEL = 'scripted-twin-model';
 const root = () => path.join(testEnv.tmpDir, database);
-const FAST = {
-  num_train_epochs: 1,
-  per_device_train_batch_size: 4,
-  gradient_accumulation_steps: 1,
-  max_length: 256,
-  gradient_checkpointing: false,
-  warmup_steps: 0,
-  learning_rate: 0.001,
-};
+const FAST = TINY_MODEL_HYPERPARAMETERS;
 
 describe('trainModel on the real dev server (local backend, tiny Llama)', () => {
   let client: Client;
@@ -76,10 +69,22 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
       .slice(0, 2)
       .map(cleanArticle);
     assert.equal(docs.length, 2, 'the corpus has 2 articles of the author');
-    vectors = new VectorStore({ url: testEnv.qdrantUrl, collectionPrefix: prefix, embedding: { modelId: EMBEDDING_MODEL_ID, dimension: 384 } });
+    vectors = new VectorStore({
+      url: testEnv.qdrantUrl,
+      collectionPrefix: prefix,
+      embedding: { modelId: EMBEDDING_MODEL_ID, dimension: 384 },
+    });
     await vectors.upsertCleaned('articles', docs);
     const producer = { workflowId: 'fixture', runId: 'fixture', activity: 'fixture', attempt: 1 };
-    raw = await registry.record({ kind: 'raw-documents', uri: 'mongodb:///twin/documents', count: docs.length, checksum: checksumOf('raw'), producer, inputs: [], metadata: {} });
+    raw = await registry.record({
+      kind: 'raw-documents',
+      uri: 'mongodb:///twin/documents',
+      count: docs.length,
+      checksum: checksumOf('raw'),
+      producer,
+      inputs: [],
+      metadata: {},
+    });
     cleaned = await registry.record({
       kind: 'cleaned-documents',
       uri: `qdrant://test/${prefix}cleaned_articles`,
@@ -123,7 +128,9 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
       assert.equal(result.status, 'completed', JSON.stringify(result));
       const ref = await registry.get(result.dataset.artifactId);
       assert.ok(ref, `dataset artifact ${result.dataset.artifactId} registered`);
-      process.stdout.write(`# ${type}: ${result.extraction.extracts} extracts, ${result.dataset.counts.train} train + ${result.dataset.counts.test} test\n`);
+      process.stdout.write(
+        `# ${type}: ${result.extraction.extracts} extracts, ${result.dataset.counts.train} train + ${result.dataset.counts.test} test\n`,
+      );
       return { workflowId, ref };
     };
     const madeInstruction = await generate('instruction');
@@ -132,7 +139,10 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     preference = madePreference.ref;
     instructionWorkflowId = madeInstruction.workflowId;
     preferenceWorkflowId = madePreference.workflowId;
-    assert.ok(instruction.count >= 20 && preference.count >= 8, `datasets have rows to train on: ${instruction.count}, ${preference.count}`);
+    assert.ok(
+      instruction.count >= 20 && preference.count >= 8,
+      `datasets have rows to train on: ${instruction.count}, ${preference.count}`,
+    );
 
     tinyBase = path.join(root(), 'tiny-base');
     const built = await run(trainingPython(), [
@@ -160,7 +170,13 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
 
   test('SFT: a model version with metrics, registry entry, ArtifactRef and search attributes', async () => {
     const workflowId = uniqueName('train-sft');
-    const handle = await start(workflowId, { dataset: instruction.id, mode: 'sft', baseModel: `file://${tinyBase}`, backend: 'local', hyperparameters: FAST });
+    const handle = await start(workflowId, {
+      dataset: instruction.id,
+      mode: 'sft',
+      baseModel: `file://${tinyBase}`,
+      backend: 'local',
+      hyperparameters: FAST,
+    });
     sft = (await handle.result().catch((error: unknown) => {
       throw new Error(`${String(error)}\n${workers?.lines.slice(-40).join('\n')}`);
     })) as ModelVersionRef;
@@ -172,20 +188,34 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     assert.equal(sft.datasetVersion, instruction.metadata.version);
     assert.match(sft.modelVersion, /^twin-sft-train-sft-/);
     assert.equal(sft.artifactUri, `file://${path.join(root(), 'training', sft.jobName, 'model')}`);
-    assert.ok(Number.isFinite(sft.metrics.train_loss) && Number.isFinite(sft.metrics.eval_loss), JSON.stringify(sft.metrics));
+    assert.ok(
+      Number.isFinite(sft.metrics.train_loss) && Number.isFinite(sft.metrics.eval_loss),
+      JSON.stringify(sft.metrics),
+    );
     assert.equal(sft.metrics.train_samples, Number(instruction.metadata.train));
     assert.equal(sft.artifact.kind, 'model');
     assert.deepEqual(sft.artifact.inputs, [instruction.id]);
     assert.equal(sft.artifact.producer.workflowId, workflowId);
 
     const modelDir = path.join(root(), 'training', sft.jobName, 'model');
-    for (const file of ['config.json', 'model.safetensors', 'tokenizer.json', 'twin_training.json']) assert.ok(existsSync(path.join(modelDir, file)), file);
+    for (const file of ['config.json', 'model.safetensors', 'tokenizer.json', 'twin_training.json'])
+      assert.ok(existsSync(path.join(modelDir, file)), file);
     const savedTemplate = existsSync(path.join(modelDir, 'chat_template.jinja'))
       ? readFileSync(path.join(modelDir, 'chat_template.jinja'), 'utf8')
-      : String((JSON.parse(readFileSync(path.join(modelDir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string }).chat_template);
-    assert.equal(savedTemplate, readFileSync(path.join(JOB_DIR, 'chat_template.jinja'), 'utf8'), 'the model carries the serving template');
+      : String(
+          (JSON.parse(readFileSync(path.join(modelDir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string })
+            .chat_template,
+        );
+    assert.equal(
+      savedTemplate,
+      readFileSync(path.join(JOB_DIR, 'chat_template.jinja'), 'utf8'),
+      'the model carries the serving template',
+    );
 
-    const doc = await mongo.db(database).collection('models').findOne({ _id: sft.modelVersion as never });
+    const doc = await mongo
+      .db(database)
+      .collection('models')
+      .findOne({ _id: sft.modelVersion as never });
     assert.ok(doc);
     assert.equal(doc.jobName, sft.jobName);
     assert.equal(doc.baseModel, `file://${tinyBase}`);
@@ -200,7 +230,9 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     assert.deepEqual(description.searchAttributes.TwinDatasetVersion, [String(instruction.metadata.version)]);
     assert.deepEqual(description.searchAttributes.TwinStatus, ['completed']);
     const history = await handle.fetchHistory();
-    const scheduled = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
+    const scheduled = (history.events ?? []).flatMap((e) =>
+      e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : [],
+    );
     assert.deepEqual(
       scheduled.map((a) => a.activityType?.name),
       ['prepareTrainingJob', 'startTrainingJob', 'waitForTrainingJob', 'registerModelVersion'],
@@ -245,7 +277,10 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     for (const name of ['train_loss', 'rewards_chosen', 'rewards_rejected', 'rewards_margins', 'rewards_accuracies']) {
       assert.ok(Number.isFinite(dpo.metrics[name]), `${name}: ${JSON.stringify(dpo.metrics)}`);
     }
-    const doc = await mongo.db(database).collection('models').findOne({ _id: dpo.modelVersion as never });
+    const doc = await mongo
+      .db(database)
+      .collection('models')
+      .findOne({ _id: dpo.modelVersion as never });
     assert.equal(doc?.baseModel, sft.artifactUri, 'DPO started from the SFT model files');
     assert.equal((doc?.hyperparameters as Record<string, unknown>).beta, 0.5);
 
@@ -284,7 +319,12 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     assert.match(list.stdout, new RegExp(`${sft.modelVersion}\\s+sft\\s+local`));
     const show = await runTwin(['models', 'show', dpo.modelVersion], env);
     assert.equal(show.code, 0, show.stderr);
-    assert.match(show.stdout, new RegExp(`base model\\s+${sft.artifactUri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(model version ${sft.modelVersion}\\)`));
+    assert.match(
+      show.stdout,
+      new RegExp(
+        `base model\\s+${sft.artifactUri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(model version ${sft.modelVersion}\\)`,
+      ),
+    );
     assert.match(show.stdout, /beta\s+0\.5/);
     assert.match(show.stdout, /← preference-dataset:\S+ \(preference-dataset/);
     assert.match(show.stdout, /← raw-documents:\S+ \(raw-documents, 2\)/);
@@ -324,16 +364,33 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
     assert.ok(processGroupRunning(pgid), 'the job is running');
 
     await handle.cancel();
-    await assert.rejects(handle.result(), (error: unknown) => error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure);
+    await assert.rejects(
+      handle.result(),
+      (error: unknown) => error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure,
+    );
     assert.ok(existsSync(path.join(jobDir, 'stop_requested')), 'stop was requested');
-    assert.equal(processGroupRunning(pgid), false, 'no process of the training process group runs (zombies not reaped by PID 1 aside)');
+    assert.equal(
+      processGroupRunning(pgid),
+      false,
+      'no process of the training process group runs (zombies not reaped by PID 1 aside)',
+    );
     assert.ok(!existsSync(path.join(jobDir, 'exit_code')), 'it was killed, it did not finish');
     const description = await handle.describe();
     assert.equal(description.status.name, 'CANCELLED');
     assert.deepEqual(description.searchAttributes.TwinStatus, ['cancelled']);
-    assert.equal(await mongo.db(database).collection('models').countDocuments({ _id: jobName as never }), 0);
+    assert.equal(
+      await mongo
+        .db(database)
+        .collection('models')
+        .countDocuments({ _id: jobName as never }),
+      0,
+    );
     const history = await handle.fetchHistory();
-    const names = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+    const names = (history.events ?? []).flatMap((e) =>
+      e.activityTaskScheduledEventAttributes?.activityType?.name
+        ? [e.activityTaskScheduledEventAttributes.activityType.name]
+        : [],
+    );
     assert.deepEqual(names, ['prepareTrainingJob', 'startTrainingJob', 'waitForTrainingJob', 'stopTrainingJob']);
   });
 });

@@ -23,7 +23,7 @@ import { EvaluationInputError } from '../src/evaluation/samples';
 import type { EvaluateModelInput, EvaluationResult } from '../src/evaluation/types';
 import { ModelRegistry } from '../src/training/registry';
 import { createSageMakerClient } from '../src/training/sagemaker';
-import { badInput, classifier, currentProducer, failureOf } from './support';
+import { badInput, currentProducer } from './support';
 
 export interface EvaluationActivityOptions {
   /** Replace the judge client (tests). */
@@ -35,12 +35,22 @@ export interface EvaluationActivityOptions {
 function toFailure(error: unknown): unknown {
   if (error instanceof EvaluationInputError) return badInput(error.message, 'InvalidEvaluationInput');
   if (error instanceof GenerationError) {
-    return failureOf(error, 'GenerationFailed', error.retryable);
+    return ApplicationFailure.create({
+      message: error.message,
+      type: 'GenerationFailed',
+      nonRetryable: !error.retryable,
+    });
   }
   return error;
 }
 
-const classified = classifier(toFailure);
+async function classified<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw toFailure(error);
+  }
+}
 
 /** Heartbeats `details()` every 2 s while `work` runs (progress shows as the pending activity's details). */
 async function heartbeating<T>(details: () => unknown, work: (signal: AbortSignal) => Promise<T>): Promise<T> {

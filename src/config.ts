@@ -513,6 +513,9 @@ const envSchema = z.object({
     .min(1)
     .optional()
     .describe('Build id of this worker version; set = Worker Versioning on (pinned workflows)'),
+  WORKER_HEARTBEAT_FLUSH_SECONDS: positiveInt
+    .default(10)
+    .describe('Longest delay before an activity heartbeat (training phase, progress) reaches the server and the Web UI'),
   WORKER_ETL_CONCURRENCY: positiveInt.default(16).describe('Max concurrent activities on twin-etl'),
   WORKER_FEATURES_CONCURRENCY: positiveInt.default(2).describe('Max concurrent activities on twin-features'),
   WORKER_LLM_CONCURRENCY: positiveInt.default(8).describe('Max concurrent activities on twin-llm'),
@@ -752,6 +755,7 @@ function buildSettings(env: z.output<typeof envSchema>) {
         ml: env.WORKER_ML_CONCURRENCY,
       } satisfies Record<QueueName, number>,
       llmActivitiesPerSecond: env.WORKER_LLM_RATE_PER_SECOND,
+      heartbeatFlushSeconds: env.WORKER_HEARTBEAT_FLUSH_SECONDS,
     },
   };
 }

@@ -60,6 +60,9 @@ export async function runWorkers(queues: QueueName[], settings: Settings, log: L
           namespace: settings.temporal.namespace,
           taskQueue: TASK_QUEUES[queue],
           shutdownGraceTime: '10 seconds',
+          // The SDK sends heartbeats at most every 60 s by default (0.8 × a 2-minute heartbeat timeout, capped):
+          // a training job's phase or a batch's progress would show in describe and the Web UI up to a minute late.
+          maxHeartbeatThrottleInterval: settings.workers.heartbeatFlushSeconds * 1_000,
           ...versioning(settings),
           ...queueOptions(queue, settings),
           ...(queue === 'pipelines' ? workflowSource(settings) : { activities: activitiesForQueue(queue, deps) }),

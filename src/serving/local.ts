@@ -4,8 +4,6 @@
  * pid, port and URL; server.log). A server outlives the activity and the worker that started it; a retried start
  * adopts the running one.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +12,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import OpenAI from 'openai';
 import { extract as extractTar } from 'tar';
 import { TrainingJobError } from '../training/backend';
-import { processGroupRunning } from '../training/local';
+import { killGroupAfterGrace, processGroupRunning, spawnDetached } from '../training/local';
 import type { LocalServerRef, SmokeTestResult } from './types';
 
 export interface LocalServingConfig {
@@ -156,28 +154,13 @@ export class LocalModelServers {
       '--device',
       this.config.device,
     ];
-    const log = openSync(path.join(dir, 'server.log'), 'a');
     let spawnError: Error | undefined;
-    let pid: number | undefined;
-    try {
-      const child = spawn(this.config.python, args, {
-        cwd: dir,
-        detached: true, // its own process group: outlives the worker, stopped as a group
-        stdio: ['ignore', log, log],
-        env: {
-          ...process.env,
-          ...this.config.env,
-          PYTHONUNBUFFERED: '1',
-          TOKENIZERS_PARALLELISM: 'false',
-          HF_HUB_DISABLE_TELEMETRY: '1',
-        },
-      });
-      child.once('error', (error) => (spawnError = error));
-      child.unref();
-      pid = child.pid;
-    } finally {
-      closeSync(log);
-    }
+    const pid = spawnDetached(this.config.python, args, {
+      cwd: dir,
+      logFile: path.join(dir, 'server.log'),
+      ...(this.config.env ? { env: this.config.env } : {}),
+      onError: (error) => (spawnError = error),
+    });
     const deadline = Date.now() + 60_000;
     for (;;) {
       const file = await this.readServer(dir);
@@ -255,9 +238,7 @@ export class LocalModelServers {
     } catch {
       return false;
     }
-    const deadline = Date.now() + graceMs;
-    while (processGroupRunning(ref.pid) && Date.now() < deadline) await sleep(100);
-    if (processGroupRunning(ref.pid)) process.kill(-ref.pid, 'SIGKILL');
+    await killGroupAfterGrace(ref.pid, graceMs);
     return true;
   }
 }

@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { extract as extractTar } from 'tar';
 import type { Secret } from '../config';
-import { TERMINAL_STATUSES, TrainingJobError, type TrainingBackend, type TrainingJobRef, type TrainingJobState } from './backend';
+import {
+  TERMINAL_STATUSES,
+  TrainingJobError,
+  type TrainingBackend,
+  type TrainingJobRef,
+  type TrainingJobState,
+} from './backend';
 import { finetuneDir } from './job-files';
 import { latestMetrics, parseJobLine, type MetricPoint } from './metrics';
 import { hyperparameterArgs, type TrainingJobSpec } from './spec';
@@ -48,6 +54,45 @@ async function readText(file: string): Promise<string | undefined> {
   return readFile(file, 'utf8').catch(() => undefined);
 }
 
+/** After a SIGTERM to the group: waits up to `graceMs` for it to end, then SIGKILLs what is left of it. */
+export async function killGroupAfterGrace(pgid: number, graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (processGroupRunning(pgid) && Date.now() < deadline) await sleep(100);
+  if (processGroupRunning(pgid)) process.kill(-pgid, 'SIGKILL');
+}
+
+/**
+ * Starts `command` detached in its own process group (it outlives the worker and is stopped as a group), stdout and
+ * stderr appended to `logFile`, with the environment of a Python job (unbuffered output, no tokenizer threads, no
+ * Hugging Face telemetry) over `env`. `onError` hears a failed start (no such program); returns the pid, if any.
+ */
+export function spawnDetached(
+  command: string,
+  args: string[],
+  options: { cwd: string; logFile: string; env?: Record<string, string>; onError: (error: Error) => void },
+): number | undefined {
+  const log = openSync(options.logFile, 'a');
+  try {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: {
+        ...process.env,
+        ...options.env,
+        PYTHONUNBUFFERED: '1',
+        TOKENIZERS_PARALLELISM: 'false',
+        HF_HUB_DISABLE_TELEMETRY: '1',
+      },
+    });
+    child.once('error', options.onError);
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
+}
+
 /**
  * Whether any process of the job's group still runs. On Linux it reads /proc, so zombies (exited, not yet reaped by
  * a PID 1 that does not reap) do not count as running; elsewhere a signal-0 probe of the group.
@@ -80,7 +125,8 @@ export function processGroupRunning(pgid: number): boolean {
 
 function parseS3(uri: string): { bucket: string; key: string } {
   const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
-  if (!match?.[1] || !match[2]) throw new TrainingJobError(`not an s3://bucket/key URI: ${uri}`, 'ValidationError', false);
+  if (!match?.[1] || !match[2])
+    throw new TrainingJobError(`not an s3://bucket/key URI: ${uri}`, 'ValidationError', false);
   return { bucket: match[1], key: match[2] };
 }
 
@@ -103,7 +149,8 @@ export class LocalTrainingBackend implements TrainingBackend {
     if (uri.startsWith('file://')) return fileURLToPath(uri);
     if (!uri.startsWith('s3://')) return uri;
     if (await exists(target)) return target;
-    if (!this.config.s3) throw new TrainingJobError(`cannot read ${uri}: no S3 client configured`, 'ConfigurationError', false);
+    if (!this.config.s3)
+      throw new TrainingJobError(`cannot read ${uri}: no S3 client configured`, 'ConfigurationError', false);
     const { bucket, key } = parseS3(uri);
     const object = await this.config.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     if (!object.Body) throw new TrainingJobError(`empty S3 object ${uri}`, 'ValidationError', false);
@@ -131,7 +178,9 @@ export class LocalTrainingBackend implements TrainingBackend {
     await mkdir(path.join(dir, 'data'), { recursive: true });
 
     const train = await this.localInput(spec.data.train, path.join(dir, 'data', 'train.jsonl'));
-    const test = spec.data.test ? await this.localInput(spec.data.test, path.join(dir, 'data', 'test.jsonl')) : undefined;
+    const test = spec.data.test
+      ? await this.localInput(spec.data.test, path.join(dir, 'data', 'test.jsonl'))
+      : undefined;
     const base = await this.localBaseModel(spec.baseModel, dir);
     const hyperparameters = { ...spec.hyperparameters };
     const general = String(hyperparameters.general_dataset ?? '');
@@ -153,37 +202,30 @@ export class LocalTrainingBackend implements TrainingBackend {
       modelDir,
       ...hyperparameterArgs(hyperparameters),
     ];
-    const job: LocalJobFile = { jobName: spec.jobName, createdAt: new Date().toISOString(), argv, modelDir, logFile: path.join(dir, 'train.log') };
+    const job: LocalJobFile = {
+      jobName: spec.jobName,
+      createdAt: new Date().toISOString(),
+      argv,
+      modelDir,
+      logFile: path.join(dir, 'train.log'),
+    };
     await writeFile(path.join(dir, 'job.json.tmp'), JSON.stringify(job, null, 2));
     await rename(path.join(dir, 'job.json.tmp'), path.join(dir, 'job.json'));
 
-    const log = openSync(job.logFile, 'a');
-    try {
-      const child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', this.config.python, ...argv], {
-        cwd: dir,
-        detached: true,
-        stdio: ['ignore', log, log],
-        env: {
-          ...process.env,
-          ...this.config.env,
-          PYTHONUNBUFFERED: '1',
-          TOKENIZERS_PARALLELISM: 'false',
-          HF_HUB_DISABLE_TELEMETRY: '1',
-          ...(this.config.hfToken ? { HF_TOKEN: this.config.hfToken.reveal() } : {}),
-        },
-      });
-      child.once('error', () => undefined); // a missing shell shows up as a job without pid (Failed) in poll
-      child.unref();
-    } finally {
-      closeSync(log);
-    }
+    spawnDetached('/bin/sh', ['-c', WRAPPER, 'sh', this.config.python, ...argv], {
+      cwd: dir,
+      logFile: job.logFile,
+      env: { ...this.config.env, ...(this.config.hfToken ? { HF_TOKEN: this.config.hfToken.reveal() } : {}) },
+      onError: () => undefined, // a missing shell shows up as a job without pid (Failed) in poll
+    });
     return ref;
   }
 
   async poll(ref: TrainingJobRef): Promise<TrainingJobState> {
     const dir = ref.workDir ?? this.jobFolder(ref.jobName);
     const jobText = await readText(path.join(dir, 'job.json'));
-    if (!jobText) throw new TrainingJobError(`local training job ${ref.jobName} does not exist (${dir})`, 'NotFound', false);
+    if (!jobText)
+      throw new TrainingJobError(`local training job ${ref.jobName} does not exist (${dir})`, 'NotFound', false);
     const job = JSON.parse(jobText) as LocalJobFile;
     const log = (await readText(job.logFile)) ?? '';
     const points: MetricPoint[] = [];
@@ -215,11 +257,13 @@ export class LocalTrainingBackend implements TrainingBackend {
       status = stopRequested ? 'Stopped' : 'Failed';
       failureReason = error ?? `train.py exited with ${exitCode}: ${tail()}`;
     } else if (alive) status = stopRequested ? 'Stopping' : 'InProgress';
-    else if (pid === undefined && Date.now() - Date.parse(job.createdAt) < 60_000) status = 'InProgress'; // starting
+    else if (pid === undefined && Date.now() - Date.parse(job.createdAt) < 60_000)
+      status = 'InProgress'; // starting
     else if (stopRequested) status = 'Stopped';
     else {
       status = 'Failed';
-      failureReason = error ?? `the training process ended without an exit status (killed, or the machine restarted): ${tail()}`;
+      failureReason =
+        error ?? `the training process ended without an exit status (killed, or the machine restarted): ${tail()}`;
     }
     const modelSaved = status === 'Completed' && (await exists(path.join(job.modelDir, 'config.json')));
     const createdAt = job.createdAt;
@@ -243,8 +287,6 @@ export class LocalTrainingBackend implements TrainingBackend {
     const pgid = pidText ? Number.parseInt(pidText, 10) : undefined;
     if (pgid === undefined || !processGroupRunning(pgid)) return;
     process.kill(-pgid, 'SIGTERM');
-    const deadline = Date.now() + graceMs;
-    while (processGroupRunning(pgid) && Date.now() < deadline) await sleep(100);
-    if (processGroupRunning(pgid)) process.kill(-pgid, 'SIGKILL');
+    await killGroupAfterGrace(pgid, graceMs);
   }
 }

@@ -23,7 +23,7 @@ import { EvaluationInputError } from '../src/evaluation/samples';
 import type { EvaluateModelInput, EvaluationResult } from '../src/evaluation/types';
 import { ModelRegistry } from '../src/training/registry';
 import { createSageMakerClient } from '../src/training/sagemaker';
-import { badInput, currentProducer } from './support';
+import { badInput, classifier, currentProducer, failureOf } from './support';
 
 export interface EvaluationActivityOptions {
   /** Replace the judge client (tests). */
@@ -35,22 +35,12 @@ export interface EvaluationActivityOptions {
 function toFailure(error: unknown): unknown {
   if (error instanceof EvaluationInputError) return badInput(error.message, 'InvalidEvaluationInput');
   if (error instanceof GenerationError) {
-    return ApplicationFailure.create({
-      message: error.message,
-      type: 'GenerationFailed',
-      nonRetryable: !error.retryable,
-    });
+    return failureOf(error, 'GenerationFailed', error.retryable);
   }
   return error;
 }
 
-async function classified<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toFailure(error);
-  }
-}
+const classified = classifier(toFailure);
 
 /** Heartbeats `details()` every 2 s while `work` runs (progress shows as the pending activity's details). */
 async function heartbeating<T>(details: () => unknown, work: (signal: AbortSignal) => Promise<T>): Promise<T> {

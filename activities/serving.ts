@@ -30,7 +30,7 @@ import type {
 import { TrainingJobError } from '../src/training/backend';
 import { ModelRegistry } from '../src/training/registry';
 import { createSageMakerClient } from '../src/training/sagemaker';
-import { badInput, currentProducer, heartbeatingWait, withHeartbeat } from './support';
+import { badInput, classifier, currentProducer, failureOf, heartbeatingWait, withHeartbeat } from './support';
 
 export interface ServingActivityOptions {
   sagemakerClient?: SageMakerClient;
@@ -50,18 +50,12 @@ function toFailure(error: unknown): unknown {
   }
   if (error instanceof InvalidDeployment) return badInput(error.message, error.code);
   if (error instanceof TrainingJobError) {
-    return ApplicationFailure.create({ message: error.message, type: error.code, nonRetryable: !error.retryable });
+    return failureOf(error, error.code, error.retryable);
   }
   return error;
 }
 
-async function classified<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toFailure(error);
-  }
-}
+const classified = classifier(toFailure);
 
 function requireSageMaker(plan: DeploymentPlan): NonNullable<DeploymentPlan['sagemaker']> {
   if (!plan.sagemaker) throw badInput(`deployment of ${plan.modelVersion} has no SageMaker plan`, 'InvalidDeployment');

@@ -51,3 +51,22 @@ export function badInput(message: string, type = 'BadInput', details?: unknown):
     details: details === undefined ? undefined : [details],
   });
 }
+
+/**
+ * An error's own retryability as a Temporal failure: `retryable` false stops the retries now, with `type` for the
+ * workflow's policy.
+ */
+export function failureOf(error: { message: string }, type: string, retryable: boolean): ApplicationFailure {
+  return ApplicationFailure.create({ message: error.message, type, nonRetryable: !retryable });
+}
+
+/** Wraps work so that what it throws leaves as `toFailure` maps it (errors of a domain → Temporal failures). */
+export function classifier(toFailure: (error: unknown) => unknown): <T>(work: () => Promise<T>) => Promise<T> {
+  return async (work) => {
+    try {
+      return await work();
+    } catch (error) {
+      throw toFailure(error);
+    }
+  };
+}

@@ -22,7 +22,7 @@ import {
   sageMakerTrainingConfig,
 } from '../src/training/sagemaker';
 import { InvalidTrainingInput, type TrainingBackendName } from '../src/training/spec';
-import { badInput, currentProducer, heartbeatingWait, withHeartbeat } from './support';
+import { badInput, classifier, currentProducer, failureOf, heartbeatingWait, withHeartbeat } from './support';
 
 /** What `waitForTrainingJob` returns once the job completed. */
 export interface TrainingOutcome {
@@ -64,18 +64,12 @@ export interface TrainingActivityOptions {
 function toFailure(error: unknown): unknown {
   if (error instanceof InvalidTrainingInput) return badInput(error.message, 'InvalidTrainingInput');
   if (error instanceof TrainingJobError) {
-    return ApplicationFailure.create({ message: error.message, type: error.code, nonRetryable: !error.retryable });
+    return failureOf(error, error.code, error.retryable);
   }
   return error;
 }
 
-async function classified<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toFailure(error);
-  }
-}
+const classified = classifier(toFailure);
 
 function describeState(state: TrainingJobState): Record<string, unknown> {
   const latest = state.latestMetric;

@@ -24,6 +24,7 @@ import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { QUEUES } from './queues';
 import { forEachLimited } from './concurrency';
 import { failureOf } from './failures';
+import { addCounts } from './totals';
 
 /**
  * featureEngineering — from an author's raw documents in the warehouse to the feature store in Qdrant:
@@ -179,31 +180,24 @@ export function emptyTotals(): FeatureTotals {
 }
 
 function addCleaning(totals: FeatureTotals, r: CleanDocumentsResult): void {
-  const c = totals.cleaning;
-  c.cleaned += r.cleaned;
-  c.inserted += r.inserted;
-  c.updated += r.updated;
-  c.unchanged += r.unchanged;
-  c.empty += r.empty;
-  c.missing += r.missing;
-  c.failed += r.failed;
+  addCounts(totals.cleaning, r, ['cleaned', 'inserted', 'updated', 'unchanged', 'empty', 'missing', 'failed']);
   for (const f of r.failures) if (totals.failures.length < MAX_LISTED_FAILURES) totals.failures.push(f);
 }
 
 function addEmbedding(totals: FeatureTotals, r: EmbedDocumentsResult): void {
   const e = totals.embedding;
-  e.documents += r.documents;
-  e.embedded += r.embedded;
-  e.unchanged += r.unchanged;
-  e.withoutChunks += r.withoutChunks;
-  e.chunks += r.chunks;
-  e.chunksEmbedded += r.chunksEmbedded;
-  e.staleDeleted += r.staleDeleted;
-  e.missing += r.missing;
+  addCounts(e, r, [
+    'documents',
+    'embedded',
+    'unchanged',
+    'withoutChunks',
+    'chunks',
+    'chunksEmbedded',
+    'staleDeleted',
+    'missing',
+  ]);
   e.maxTokens = Math.max(e.maxTokens, r.maxTokens);
-  const per = (totals.perCategory[r.category] ??= { documents: 0, chunks: 0 });
-  per.documents += r.documents;
-  per.chunks += r.chunks;
+  addCounts((totals.perCategory[r.category] ??= { documents: 0, chunks: 0 }), r, ['documents', 'chunks']);
 }
 
 async function runBatch(batch: DocumentBatch, force: boolean, totals: FeatureTotals): Promise<void> {

@@ -15,6 +15,7 @@ import { SEARCH_ATTRIBUTES } from '../src/domain/search-attributes';
 import { QUEUES } from './queues';
 import { forEachLimited } from './concurrency';
 import { failureOf } from './failures';
+import { addCounts } from './totals';
 import { startTrainingOnNewDataset } from './training-trigger';
 
 /**
@@ -115,14 +116,16 @@ const { generateForExtracts } = proxyActivities<DatasetActivities>({
 
 function add(totals: GenerationTotals, r: BatchGenerationResult): void {
   totals.batchesSucceeded += 1;
-  totals.answered += r.answered;
-  totals.failed += r.failed;
-  totals.fromStore += r.fromStore;
-  totals.completions += r.completions;
-  totals.retriedExtracts += r.retriedExtracts;
-  totals.httpAttempts += r.httpAttempts;
-  totals.inputTokens += r.inputTokens;
-  totals.outputTokens += r.outputTokens;
+  addCounts(totals, r, [
+    'answered',
+    'failed',
+    'fromStore',
+    'completions',
+    'retriedExtracts',
+    'httpAttempts',
+    'inputTokens',
+    'outputTokens',
+  ]);
 }
 
 export async function generateDatasets(input: GenerateDatasetsInput): Promise<GenerateDatasetsResult> {

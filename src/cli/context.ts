@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import type { Settings } from '../config';
 import { connectClient } from '../infra/temporal';
 
@@ -20,6 +21,21 @@ export { slugOf as slug } from '../domain/slug';
 /** `<prefix>-<ISO time>`: a readable workflow id that sorts by start time. */
 export function timestampedId(prefix: string): string {
   return `${prefix}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+}
+
+/** The options of every command that starts a workflow run, as commander parses them. */
+export interface RunOptions {
+  workflowId?: string;
+  wait: boolean;
+  json?: boolean;
+}
+
+/** Adds `--workflow-id`, `--no-wait` and `--json` (see {@link RunOptions}) to a command that starts a workflow run. */
+export function withRunOptions(command: Command, defaultId: string): Command {
+  return command
+    .option('--workflow-id <id>', `workflow id (default ${defaultId})`)
+    .option('--no-wait', 'start the run and print its Web UI link without waiting for the result')
+    .option('--json', 'print the result as JSON');
 }
 
 /**

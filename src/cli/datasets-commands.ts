@@ -16,7 +16,7 @@ import { DOCUMENT_CATEGORIES, type DocumentCategory } from '../domain/documents'
 import { ArtifactRegistry } from '../infra/artifact-registry';
 import { createArtifactStore, type ArtifactStore } from '../infra/artifact-store';
 import { openWarehouse } from '../infra/mongo';
-import { fail, startPipeline, timestampedId, type CliContext } from './context';
+import { fail, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
 
 export type DatasetCliContext = CliContext;
 
@@ -59,26 +59,26 @@ export function registerDatasetCommands(program: Command, ctx: DatasetCliContext
     .command('datasets')
     .description('instruction and preference datasets: generate (generateDatasets workflow), list, show, diff');
 
-  datasets
-    .command('generate')
-    .description('run the generateDatasets workflow over the cleaned documents in the feature store')
-    .requiredOption('-t, --type <type>', `dataset type (${DATASET_TYPES.join(', ')})`)
-    .option('-a, --author <name...>', "author's full name (repeat for several); default every author")
-    .option('-c, --category <category...>', `only these categories (${DOCUMENT_CATEGORIES.join(', ')})`)
-    .option(
-      '--test-split <fraction>',
-      'held-out fraction (default 0.1 instruction, 0.05 preference)',
-      Number.parseFloat,
-    )
-    .option('--seed <n>', 'split seed (default 42)', positiveInt)
-    .option('-m, --model <model>', 'LLM model (default LLM_MODEL)')
-    .option('--batch-size <n>', 'extracts per activity (default 8)', positiveInt)
-    .option('--run-key <key>', 'keep this run’s answers apart from identical earlier runs (default: reuse them)')
-    .option('--workflow-id <id>', 'workflow id (default datasets-<type>-<time>)')
-    .option('--no-wait', 'start the run and print its Web UI link without waiting for the result')
-    .option('--json', 'print the result as JSON', false)
-    .action(
-      async (options: {
+  withRunOptions(
+    datasets
+      .command('generate')
+      .description('run the generateDatasets workflow over the cleaned documents in the feature store')
+      .requiredOption('-t, --type <type>', `dataset type (${DATASET_TYPES.join(', ')})`)
+      .option('-a, --author <name...>', "author's full name (repeat for several); default every author")
+      .option('-c, --category <category...>', `only these categories (${DOCUMENT_CATEGORIES.join(', ')})`)
+      .option(
+        '--test-split <fraction>',
+        'held-out fraction (default 0.1 instruction, 0.05 preference)',
+        Number.parseFloat,
+      )
+      .option('--seed <n>', 'split seed (default 42)', positiveInt)
+      .option('-m, --model <model>', 'LLM model (default LLM_MODEL)')
+      .option('--batch-size <n>', 'extracts per activity (default 8)', positiveInt)
+      .option('--run-key <key>', 'keep this run’s answers apart from identical earlier runs (default: reuse them)'),
+    'datasets-<type>-<time>',
+  ).action(
+    async (
+      options: {
         type: string;
         author?: string[];
         category?: string[];
@@ -87,40 +87,38 @@ export function registerDatasetCommands(program: Command, ctx: DatasetCliContext
         model?: string;
         batchSize?: number;
         runKey?: string;
-        workflowId?: string;
-        wait: boolean;
-        json: boolean;
-      }) => {
-        if (!(DATASET_TYPES as readonly string[]).includes(options.type))
-          fail(`--type must be one of ${DATASET_TYPES.join(', ')}`);
-        const categories = options.category ?? [];
-        const unknown = categories.filter((c) => !(DOCUMENT_CATEGORIES as readonly string[]).includes(c));
-        if (unknown.length > 0) fail(`unknown category ${unknown.join(', ')}`);
-        if (options.testSplit !== undefined && !(options.testSplit >= 0 && options.testSplit < 1))
-          fail('--test-split must be a fraction in [0, 1)');
-        if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize > 0))
-          fail('--batch-size must be a positive whole number');
-        if (options.seed !== undefined && !Number.isInteger(options.seed)) fail('--seed must be a whole number');
-        const input: GenerateDatasetsInput = {
-          type: options.type as DatasetType,
-          ...(options.author?.length ? { authors: options.author } : {}),
-          ...(categories.length ? { categories: categories as DocumentCategory[] } : {}),
-          ...(options.testSplit !== undefined ? { testSplit: options.testSplit } : {}),
-          ...(options.seed !== undefined ? { seed: options.seed } : {}),
-          ...(options.model ? { model: options.model } : {}),
-          ...(options.batchSize ? { batchSize: options.batchSize } : {}),
-          ...(options.runKey ? { runKey: options.runKey } : {}),
-        };
-        await startPipeline<GenerateDatasetsResult>(ctx, {
-          workflowType: 'generateDatasets',
-          workflowId: options.workflowId ?? timestampedId(`datasets-${options.type}`),
-          input,
-          wait: options.wait,
-          json: options.json,
-          format: formatGenerateResult,
-        });
-      },
-    );
+      } & RunOptions,
+    ) => {
+      if (!(DATASET_TYPES as readonly string[]).includes(options.type))
+        fail(`--type must be one of ${DATASET_TYPES.join(', ')}`);
+      const categories = options.category ?? [];
+      const unknown = categories.filter((c) => !(DOCUMENT_CATEGORIES as readonly string[]).includes(c));
+      if (unknown.length > 0) fail(`unknown category ${unknown.join(', ')}`);
+      if (options.testSplit !== undefined && !(options.testSplit >= 0 && options.testSplit < 1))
+        fail('--test-split must be a fraction in [0, 1)');
+      if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize > 0))
+        fail('--batch-size must be a positive whole number');
+      if (options.seed !== undefined && !Number.isInteger(options.seed)) fail('--seed must be a whole number');
+      const input: GenerateDatasetsInput = {
+        type: options.type as DatasetType,
+        ...(options.author?.length ? { authors: options.author } : {}),
+        ...(categories.length ? { categories: categories as DocumentCategory[] } : {}),
+        ...(options.testSplit !== undefined ? { testSplit: options.testSplit } : {}),
+        ...(options.seed !== undefined ? { seed: options.seed } : {}),
+        ...(options.model ? { model: options.model } : {}),
+        ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+        ...(options.runKey ? { runKey: options.runKey } : {}),
+      };
+      await startPipeline<GenerateDatasetsResult>(ctx, {
+        workflowType: 'generateDatasets',
+        workflowId: options.workflowId ?? timestampedId(`datasets-${options.type}`),
+        input,
+        wait: options.wait,
+        json: options.json,
+        format: formatGenerateResult,
+      });
+    },
+  );
 
   datasets
     .command('list')

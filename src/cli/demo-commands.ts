@@ -28,14 +28,27 @@ export function registerDemoCommands(program: Command, ctx: Pick<CliContext, 'pr
       'run the whole twin end to end (ETL → features → datasets → SFT → DPO → evaluation → deploy → RAG answer); offline by default',
     )
     .addOption(
-      new Option('--platform <mode>', 'own: start a platform in this process; running: use `twin dev` / configured services; auto: running when one is found and --links are given')
+      new Option(
+        '--platform <mode>',
+        'own: start a platform in this process; running: use `twin dev` / configured services; auto: running when one is found and --links are given',
+      )
         .choices(['auto', 'own', 'running'])
         .default('auto'),
     )
     .option('--author <name>', 'author of --links (default: the sample site author)')
     .option('--links <urls>', 'comma-separated links to crawl instead of the offline sample site (repeatable)', list)
-    .option('--articles <n>', 'sample-site articles to crawl (more = longer LLM work)', (v) => Number.parseInt(v, 10), 2)
-    .addOption(new Option('--llm <which>', 'local: start the offline Gemma 3 270M server; configured: OPENAI_BASE_URL / OPENAI_API_KEY').choices(['local', 'configured']))
+    .option(
+      '--articles <n>',
+      'sample-site articles to crawl (more = longer LLM work)',
+      (v) => Number.parseInt(v, 10),
+      2,
+    )
+    .addOption(
+      new Option(
+        '--llm <which>',
+        'local: start the offline Gemma 3 270M server; configured: OPENAI_BASE_URL / OPENAI_API_KEY',
+      ).choices(['local', 'configured']),
+    )
     .addOption(new Option('--training <backend>', 'training backend').choices(['local', 'sagemaker']))
     .addOption(new Option('--deployment <backend>', 'deployment backend').choices(['local', 'sagemaker']))
     .option('--base-model <id>', 'SFT base model (default: a tiny random Llama built offline for local training)')

@@ -3,7 +3,7 @@ import { openWarehouse } from '../infra/mongo';
 import { EndpointStore } from '../serving/endpoints';
 import type { DeployModelInput, DeploymentResult, EndpointRecord, RollbackDeploymentInput } from '../serving/types';
 import { processGroupRunning } from '../training/local';
-import { slug, startPipeline, timestampedId, type CliContext } from './context';
+import { slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
 
 export function formatDeployment(result: DeploymentResult): string[] {
   return [
@@ -34,74 +34,68 @@ export function formatEndpointLine(endpoint: EndpointRecord, serverAlive?: boole
 
 /** `twin deploy <model> | twin deploy rollback` (deployModel / rollbackDeployment workflows) and `twin endpoints`. */
 export function registerDeployCommands(program: Command, ctx: CliContext): void {
-  const deploy = program
-    .command('deploy')
-    .description('deploy an Approved model version to an endpoint (deployModel workflow), or roll an endpoint back')
-    .argument('<model>', 'model version (twin models list); only Approved versions are deployed')
-    .addOption(
-      new Option('-b, --backend <backend>', 'local or sagemaker (default SERVING_BACKEND)').choices([
-        'local',
-        'sagemaker',
-      ]),
-    )
-    .option('-e, --endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)')
-    .option('--workflow-id <id>', 'workflow id (default deploy-<endpoint>-<time>)')
-    .option('--no-wait', 'start and return')
-    .option('--json', 'print the result as JSON')
-    .action(
-      async (
-        model: string,
-        options: {
-          backend?: 'local' | 'sagemaker';
-          endpoint?: string;
-          workflowId?: string;
-          wait: boolean;
-          json?: boolean;
-        },
-      ) => {
-        const endpoint = options.endpoint ?? ctx.platformSettings().serving.endpointName;
-        const input: DeployModelInput = {
-          model,
-          ...(options.backend ? { backend: options.backend } : {}),
-          ...(options.endpoint ? { endpointName: options.endpoint } : {}),
-        };
-        await startPipeline<DeploymentResult>(ctx, {
-          workflowType: 'deployModel',
-          workflowId: options.workflowId ?? timestampedId(`deploy-${slug(endpoint)}`),
-          input,
-          wait: options.wait,
-          json: options.json,
-          format: formatDeployment,
-        });
-      },
-    );
-
-  deploy
-    .command('rollback')
-    .description("put the endpoint's previous model version back (rollbackDeployment workflow)")
-    .option('-e, --endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)')
-    .option('--workflow-id <id>', 'workflow id (default rollback-<endpoint>-<time>)')
-    .option('--no-wait', 'start and return')
-    .option('--json', 'print the result as JSON')
-    .action(async (_options: unknown, command: Command) => {
-      // `deploy` has the same options, and commander gives them to the parent: read both levels.
-      const options = command.optsWithGlobals<{
+  const deploy = withRunOptions(
+    program
+      .command('deploy')
+      .description('deploy an Approved model version to an endpoint (deployModel workflow), or roll an endpoint back')
+      .argument('<model>', 'model version (twin models list); only Approved versions are deployed')
+      .addOption(
+        new Option('-b, --backend <backend>', 'local or sagemaker (default SERVING_BACKEND)').choices([
+          'local',
+          'sagemaker',
+        ]),
+      )
+      .option('-e, --endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)'),
+    'deploy-<endpoint>-<time>',
+  ).action(
+    async (
+      model: string,
+      options: {
+        backend?: 'local' | 'sagemaker';
         endpoint?: string;
-        workflowId?: string;
-        wait: boolean;
-        json?: boolean;
-      }>();
+      } & RunOptions,
+    ) => {
       const endpoint = options.endpoint ?? ctx.platformSettings().serving.endpointName;
-      const input: RollbackDeploymentInput = options.endpoint ? { endpointName: options.endpoint } : {};
+      const input: DeployModelInput = {
+        model,
+        ...(options.backend ? { backend: options.backend } : {}),
+        ...(options.endpoint ? { endpointName: options.endpoint } : {}),
+      };
       await startPipeline<DeploymentResult>(ctx, {
-        workflowType: 'rollbackDeployment',
-        workflowId: options.workflowId ?? timestampedId(`rollback-${slug(endpoint)}`),
+        workflowType: 'deployModel',
+        workflowId: options.workflowId ?? timestampedId(`deploy-${slug(endpoint)}`),
         input,
         wait: options.wait,
         json: options.json,
         format: formatDeployment,
       });
+    },
+  );
+
+  withRunOptions(
+    deploy
+      .command('rollback')
+      .description("put the endpoint's previous model version back (rollbackDeployment workflow)")
+      .option('-e, --endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)'),
+    'rollback-<endpoint>-<time>',
+  ).action(async (_options: unknown, command: Command) => {
+    // `deploy` has the same options, and commander gives them to the parent: read both levels.
+    const options = command.optsWithGlobals<
+      {
+        endpoint?: string;
+      } & RunOptions
+    >();
+    const endpoint = options.endpoint ?? ctx.platformSettings().serving.endpointName;
+    const input: RollbackDeploymentInput = options.endpoint ? { endpointName: options.endpoint } : {};
+    await startPipeline<DeploymentResult>(ctx, {
+      workflowType: 'rollbackDeployment',
+      workflowId: options.workflowId ?? timestampedId(`rollback-${slug(endpoint)}`),
+      input,
+      wait: options.wait,
+      json: options.json,
+      format: formatDeployment,
     });
+  });
 
   program
     .command('endpoints')

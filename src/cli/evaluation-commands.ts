@@ -5,7 +5,7 @@ import type { EvaluateModelInput, EvaluationResult, GeneratorBackend } from '../
 import { ArtifactRegistry } from '../infra/artifact-registry';
 import { createArtifactStore } from '../infra/artifact-store';
 import { openWarehouse } from '../infra/mongo';
-import { fail, slug, startPipeline, timestampedId, type CliContext } from './context';
+import { fail, slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
 
 const score = (value: unknown) => (typeof value === 'number' ? value.toFixed(2) : '–');
 
@@ -51,82 +51,78 @@ function number(value: string): number {
 
 /** `twin evaluate <model>` and `twin evaluations list | show`. */
 export function registerEvaluationCommands(program: Command, ctx: CliContext): void {
-  program
-    .command('evaluate <model>')
-    .description(
-      'evaluate a model version (evaluateModel workflow): judge scores, RAG metrics, gate → Approved/Rejected',
-    )
-    .option('-b, --baseline <model>', 'another model version to compare against')
-    .option('-d, --dataset <artifact>', "dataset artifact id (default: the model's training dataset, test split)")
-    .option('-n, --max-samples <n>', 'test-split rows to evaluate', (v) => Number.parseInt(v, 10))
-    .option('--min-accuracy <x>', 'accuracy threshold (1-3) for this run', number)
-    .option('--min-style <x>', 'style threshold (1-3) for this run', number)
-    .option('--min-faithfulness <x>', 'RAG faithfulness threshold (1-3) for this run', number)
-    .option('--min-context-relevance <x>', 'RAG context relevance threshold (1-3) for this run', number)
-    .option('-g, --generator <backend>', 'local | openai | sagemaker (default: by the model backend)')
-    .option('--base-url <url>', 'OpenAI-compatible server of the candidate (generator openai)')
-    .option('--endpoint <name>', 'SageMaker endpoint of the candidate (generator sagemaker)')
-    .option('--no-rag', 'skip the RAG metrics')
-    .option('--workflow-id <id>', 'workflow id (default evaluate-<model>-<time>)')
-    .option('--no-wait', 'start and return')
-    .option('--json', 'print the result as JSON')
-    .action(
-      async (
-        model: string,
-        options: {
-          baseline?: string;
-          dataset?: string;
-          maxSamples?: number;
-          minAccuracy?: number;
-          minStyle?: number;
-          minFaithfulness?: number;
-          minContextRelevance?: number;
-          generator?: string;
-          baseUrl?: string;
-          endpoint?: string;
-          rag: boolean;
-          workflowId?: string;
-          wait: boolean;
-          json?: boolean;
-        },
-      ) => {
-        if (options.generator && !['local', 'openai', 'sagemaker'].includes(options.generator)) {
-          fail(`--generator must be local, openai or sagemaker, got ${options.generator}`);
-        }
-        const thresholds = {
-          ...(options.minAccuracy !== undefined ? { accuracy: options.minAccuracy } : {}),
-          ...(options.minStyle !== undefined ? { style: options.minStyle } : {}),
-          ...(options.minFaithfulness !== undefined ? { faithfulness: options.minFaithfulness } : {}),
-          ...(options.minContextRelevance !== undefined ? { contextRelevance: options.minContextRelevance } : {}),
-        };
-        const input: EvaluateModelInput = {
-          model,
-          ...(options.baseline ? { baseline: options.baseline } : {}),
-          ...(options.dataset ? { dataset: options.dataset } : {}),
-          ...(options.maxSamples ? { maxSamples: options.maxSamples } : {}),
-          ...(Object.keys(thresholds).length ? { thresholds } : {}),
-          ...(options.generator
-            ? {
-                generator: {
-                  backend: options.generator as GeneratorBackend,
-                  ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
-                  ...(options.endpoint ? { endpointName: options.endpoint } : {}),
-                },
-              }
-            : {}),
-          rag: options.rag,
-        };
-        await startPipeline<EvaluationResult>(ctx, {
-          workflowType: 'evaluateModel',
-          workflowId: options.workflowId ?? timestampedId(`evaluate-${slug(model)}`),
-          input,
-          wait: options.wait,
-          json: options.json,
-          format: formatEvaluationResult,
-        });
-        // A rejected model is a result, not an error of the command; scripts read `passed` from --json.
-      },
-    );
+  withRunOptions(
+    program
+      .command('evaluate <model>')
+      .description(
+        'evaluate a model version (evaluateModel workflow): judge scores, RAG metrics, gate → Approved/Rejected',
+      )
+      .option('-b, --baseline <model>', 'another model version to compare against')
+      .option('-d, --dataset <artifact>', "dataset artifact id (default: the model's training dataset, test split)")
+      .option('-n, --max-samples <n>', 'test-split rows to evaluate', (v) => Number.parseInt(v, 10))
+      .option('--min-accuracy <x>', 'accuracy threshold (1-3) for this run', number)
+      .option('--min-style <x>', 'style threshold (1-3) for this run', number)
+      .option('--min-faithfulness <x>', 'RAG faithfulness threshold (1-3) for this run', number)
+      .option('--min-context-relevance <x>', 'RAG context relevance threshold (1-3) for this run', number)
+      .option('-g, --generator <backend>', 'local | openai | sagemaker (default: by the model backend)')
+      .option('--base-url <url>', 'OpenAI-compatible server of the candidate (generator openai)')
+      .option('--endpoint <name>', 'SageMaker endpoint of the candidate (generator sagemaker)')
+      .option('--no-rag', 'skip the RAG metrics'),
+    'evaluate-<model>-<time>',
+  ).action(
+    async (
+      model: string,
+      options: {
+        baseline?: string;
+        dataset?: string;
+        maxSamples?: number;
+        minAccuracy?: number;
+        minStyle?: number;
+        minFaithfulness?: number;
+        minContextRelevance?: number;
+        generator?: string;
+        baseUrl?: string;
+        endpoint?: string;
+        rag: boolean;
+      } & RunOptions,
+    ) => {
+      if (options.generator && !['local', 'openai', 'sagemaker'].includes(options.generator)) {
+        fail(`--generator must be local, openai or sagemaker, got ${options.generator}`);
+      }
+      const thresholds = {
+        ...(options.minAccuracy !== undefined ? { accuracy: options.minAccuracy } : {}),
+        ...(options.minStyle !== undefined ? { style: options.minStyle } : {}),
+        ...(options.minFaithfulness !== undefined ? { faithfulness: options.minFaithfulness } : {}),
+        ...(options.minContextRelevance !== undefined ? { contextRelevance: options.minContextRelevance } : {}),
+      };
+      const input: EvaluateModelInput = {
+        model,
+        ...(options.baseline ? { baseline: options.baseline } : {}),
+        ...(options.dataset ? { dataset: options.dataset } : {}),
+        ...(options.maxSamples ? { maxSamples: options.maxSamples } : {}),
+        ...(Object.keys(thresholds).length ? { thresholds } : {}),
+        ...(options.generator
+          ? {
+              generator: {
+                backend: options.generator as GeneratorBackend,
+                ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
+                ...(options.endpoint ? { endpointName: options.endpoint } : {}),
+              },
+            }
+          : {}),
+        rag: options.rag,
+      };
+      await startPipeline<EvaluationResult>(ctx, {
+        workflowType: 'evaluateModel',
+        workflowId: options.workflowId ?? timestampedId(`evaluate-${slug(model)}`),
+        input,
+        wait: options.wait,
+        json: options.json,
+        format: formatEvaluationResult,
+      });
+      // A rejected model is a result, not an error of the command; scripts read `passed` from --json.
+    },
+  );
 
   const evaluations = program.command('evaluations').description('evaluation reports (evaluateModel)');
 

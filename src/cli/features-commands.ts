@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { FeatureEngineeringInput, FeatureEngineeringResult } from '../../workflows/feature-engineering';
 import { DOCUMENT_CATEGORIES, type DocumentCategory } from '../domain/documents';
-import { fail, slug, startPipeline, timestampedId, type CliContext } from './context';
+import { fail, slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
 
 export type FeatureCliContext = CliContext;
 
@@ -35,50 +35,48 @@ export function formatFeatureResult(result: FeatureEngineeringResult): string[] 
 }
 
 export function registerFeatureCommands(program: Command, ctx: FeatureCliContext): void {
-  program
-    .command('features')
-    .description(
-      "run the featureEngineering workflow: clean, chunk and embed the authors' documents into Qdrant, and print the counts",
-    )
-    .requiredOption('-a, --author <name...>', "author's full name as in the warehouse (repeat for several)")
-    .option('-c, --category <category...>', `only these categories (${DOCUMENT_CATEGORIES.join(', ')}); default all`)
-    .option('--batch-size <n>', 'documents per clean/embed activity (default FEATURES_BATCH_SIZE)', (v) =>
-      Number.parseInt(v, 10),
-    )
-    .option('--force', 're-embed documents whose chunks are already current', false)
-    .option('--workflow-id <id>', 'workflow id (default features-<author>-<time>)')
-    .option('--no-wait', 'start the run and print its Web UI link without waiting for the result')
-    .option('--json', 'print the result as JSON', false)
-    .action(
-      async (options: {
+  withRunOptions(
+    program
+      .command('features')
+      .description(
+        "run the featureEngineering workflow: clean, chunk and embed the authors' documents into Qdrant, and print the counts",
+      )
+      .requiredOption('-a, --author <name...>', "author's full name as in the warehouse (repeat for several)")
+      .option('-c, --category <category...>', `only these categories (${DOCUMENT_CATEGORIES.join(', ')}); default all`)
+      .option('--batch-size <n>', 'documents per clean/embed activity (default FEATURES_BATCH_SIZE)', (v) =>
+        Number.parseInt(v, 10),
+      )
+      .option('--force', 're-embed documents whose chunks are already current', false),
+    'features-<author>-<time>',
+  ).action(
+    async (
+      options: {
         author: string[];
         category?: string[];
         batchSize?: number;
         force: boolean;
-        workflowId?: string;
-        wait: boolean;
-        json: boolean;
-      }) => {
-        const categories = options.category ?? [];
-        const unknown = categories.filter((c) => !(DOCUMENT_CATEGORIES as readonly string[]).includes(c));
-        if (unknown.length > 0)
-          fail(`unknown category ${unknown.join(', ')}: expected ${DOCUMENT_CATEGORIES.join(', ')}`);
-        if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize > 0))
-          fail('--batch-size must be a positive whole number');
-        const input: FeatureEngineeringInput = {
-          authors: options.author,
-          ...(categories.length > 0 ? { categories: categories as DocumentCategory[] } : {}),
-          ...(options.batchSize ? { batchSize: options.batchSize } : {}),
-          ...(options.force ? { force: true } : {}),
-        };
-        await startPipeline<FeatureEngineeringResult>(ctx, {
-          workflowType: 'featureEngineering',
-          workflowId: options.workflowId ?? timestampedId(`features-${slug(options.author.join('-'))}`),
-          input,
-          wait: options.wait,
-          json: options.json,
-          format: formatFeatureResult,
-        });
-      },
-    );
+      } & RunOptions,
+    ) => {
+      const categories = options.category ?? [];
+      const unknown = categories.filter((c) => !(DOCUMENT_CATEGORIES as readonly string[]).includes(c));
+      if (unknown.length > 0)
+        fail(`unknown category ${unknown.join(', ')}: expected ${DOCUMENT_CATEGORIES.join(', ')}`);
+      if (options.batchSize !== undefined && !(Number.isInteger(options.batchSize) && options.batchSize > 0))
+        fail('--batch-size must be a positive whole number');
+      const input: FeatureEngineeringInput = {
+        authors: options.author,
+        ...(categories.length > 0 ? { categories: categories as DocumentCategory[] } : {}),
+        ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+        ...(options.force ? { force: true } : {}),
+      };
+      await startPipeline<FeatureEngineeringResult>(ctx, {
+        workflowType: 'featureEngineering',
+        workflowId: options.workflowId ?? timestampedId(`features-${slug(options.author.join('-'))}`),
+        input,
+        wait: options.wait,
+        json: options.json,
+        format: formatFeatureResult,
+      });
+    },
+  );
 }

@@ -12,7 +12,7 @@ import type {
   EndToEndResult,
   PipelineProgress,
 } from '../pipelines/types';
-import { fail, slug, startPipeline, timestampedId, type CliContext } from './context';
+import { fail, slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
 import { loadLinkList } from './etl-commands';
 
 async function readInputFile(file: string): Promise<Record<string, unknown>> {
@@ -72,25 +72,28 @@ export function formatProgress(p: PipelineProgress): string[] {
 export function registerPipelineCommands(program: Command, ctx: CliContext): void {
   const run = program.command('run').description('the composite pipelines: endToEnd and continuousTraining');
 
-  run
-    .command('end-to-end')
-    .description('ETL → features → datasets → SFT → DPO → evaluation gate → (approval) → deploy, as child workflows')
-    .requiredOption('-l, --links <file...>', 'link lists, one per author (configs/etl/*.yaml: {author, links})')
-    .option('-i, --input <file>', 'YAML/JSON with more EndToEndInput fields (hyperparameters, evaluation, datasets, …)')
-    .option('--base-model <model>', 'SFT base model (default TRAINING_BASE_MODEL)')
-    .addOption(new Option('--backend <backend>', 'training backend').choices(['local', 'sagemaker']))
-    .option('--skip-dpo', 'SFT only')
-    .option('--no-deploy', 'stop after the evaluation gate')
-    .option('--endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)')
-    .option('--approval <timeout>', 'require a human approval (twin run approve) within this time, e.g. 24h')
-    .addOption(
-      new Option('--on-timeout <policy>', 'when nobody answers').choices(['reject', 'approve']).default('reject'),
-    )
-    .option('--id <workflowId>', 'workflow id (default end-to-end-<time>)')
-    .option('--no-wait', 'start and return')
-    .option('--json', 'print the result as JSON')
-    .action(
-      async (options: {
+  withRunOptions(
+    run
+      .command('end-to-end')
+      .description('ETL → features → datasets → SFT → DPO → evaluation gate → (approval) → deploy, as child workflows')
+      .requiredOption('-l, --links <file...>', 'link lists, one per author (configs/etl/*.yaml: {author, links})')
+      .option(
+        '-i, --input <file>',
+        'YAML/JSON with more EndToEndInput fields (hyperparameters, evaluation, datasets, …)',
+      )
+      .option('--base-model <model>', 'SFT base model (default TRAINING_BASE_MODEL)')
+      .addOption(new Option('--backend <backend>', 'training backend').choices(['local', 'sagemaker']))
+      .option('--skip-dpo', 'SFT only')
+      .option('--no-deploy', 'stop after the evaluation gate')
+      .option('--endpoint <name>', 'endpoint name (default SERVING_ENDPOINT_NAME)')
+      .option('--approval <timeout>', 'require a human approval (twin run approve) within this time, e.g. 24h')
+      .addOption(
+        new Option('--on-timeout <policy>', 'when nobody answers').choices(['reject', 'approve']).default('reject'),
+      ),
+    'end-to-end-<time>',
+  ).action(
+    async (
+      options: {
         links: string[];
         input?: string;
         baseModel?: string;
@@ -100,70 +103,67 @@ export function registerPipelineCommands(program: Command, ctx: CliContext): voi
         endpoint?: string;
         approval?: string;
         onTimeout: 'reject' | 'approve';
-        id?: string;
-        wait: boolean;
-        json?: boolean;
-      }) => {
-        const authors = [];
-        for (const file of options.links) {
-          const list = await loadLinkList(file);
-          if (!list.author) fail(`${file}: no author name ({author, links})`);
-          authors.push({ name: list.author, links: list.links });
-        }
-        const extra = options.input ? await readInputFile(options.input) : {};
-        const input: EndToEndInput = {
-          ...(extra as Partial<EndToEndInput>),
-          authors,
-          ...(options.baseModel ? { baseModel: options.baseModel } : {}),
-          ...(options.backend ? { trainingBackend: options.backend } : {}),
-          ...(options.skipDpo ? { skipDpo: true } : {}),
-          deployment: options.deploy
-            ? {
-                ...((extra.deployment as object | undefined) ?? {}),
-                ...(options.endpoint ? { endpointName: options.endpoint } : {}),
-              }
-            : false,
-          ...(options.approval
-            ? { approval: { required: true, timeout: options.approval as never, onTimeout: options.onTimeout } }
-            : {}),
-        };
-        await startPipeline<EndToEndResult>(ctx, {
-          workflowType: 'endToEnd',
-          workflowId: options.id ?? timestampedId(`end-to-end-${slug(authors.map((a) => a.name).join('-'))}`),
-          input,
-          wait: options.wait,
-          ...(options.json ? { json: true } : {}),
-          format: formatEndToEnd,
-        });
-      },
-    );
-
-  run
-    .command('continuous-training')
-    .description('train → evaluate → deploy only when a dataset version newer than the last trained one exists')
-    .option(
-      '-i, --input <file>',
-      'ContinuousTrainingInput as YAML/JSON (default: the input of configs/schedules/continuous-training.yaml)',
-    )
-    .option('--id <workflowId>', 'workflow id (default continuous-training-<time>)')
-    .option('--no-wait', 'start and return')
-    .option('--json', 'print the result as JSON')
-    .action(async (options: { input?: string; id?: string; wait: boolean; json?: boolean }) => {
-      let input: ContinuousTrainingInput;
-      if (options.input) input = await readInputFile(options.input);
-      else {
-        const { loadScheduleSpec } = await import('../pipelines/schedule-spec');
-        input = (await loadScheduleSpec(ctx.platformSettings().schedules.continuousTrainingSpec)).action.input;
+      } & RunOptions,
+    ) => {
+      const authors = [];
+      for (const file of options.links) {
+        const list = await loadLinkList(file);
+        if (!list.author) fail(`${file}: no author name ({author, links})`);
+        authors.push({ name: list.author, links: list.links });
       }
-      await startPipeline<ContinuousTrainingResult>(ctx, {
-        workflowType: 'continuousTraining',
-        workflowId: options.id ?? timestampedId('continuous-training'),
+      const extra = options.input ? await readInputFile(options.input) : {};
+      const input: EndToEndInput = {
+        ...(extra as Partial<EndToEndInput>),
+        authors,
+        ...(options.baseModel ? { baseModel: options.baseModel } : {}),
+        ...(options.backend ? { trainingBackend: options.backend } : {}),
+        ...(options.skipDpo ? { skipDpo: true } : {}),
+        deployment: options.deploy
+          ? {
+              ...((extra.deployment as object | undefined) ?? {}),
+              ...(options.endpoint ? { endpointName: options.endpoint } : {}),
+            }
+          : false,
+        ...(options.approval
+          ? { approval: { required: true, timeout: options.approval as never, onTimeout: options.onTimeout } }
+          : {}),
+      };
+      await startPipeline<EndToEndResult>(ctx, {
+        workflowType: 'endToEnd',
+        workflowId: options.workflowId ?? timestampedId(`end-to-end-${slug(authors.map((a) => a.name).join('-'))}`),
         input,
         wait: options.wait,
         ...(options.json ? { json: true } : {}),
-        format: formatContinuousTraining,
+        format: formatEndToEnd,
       });
+    },
+  );
+
+  withRunOptions(
+    run
+      .command('continuous-training')
+      .description('train → evaluate → deploy only when a dataset version newer than the last trained one exists')
+      .option(
+        '-i, --input <file>',
+        'ContinuousTrainingInput as YAML/JSON (default: the input of configs/schedules/continuous-training.yaml)',
+      ),
+    'continuous-training-<time>',
+  ).action(async (options: { input?: string } & RunOptions) => {
+    let input: ContinuousTrainingInput;
+    if (options.input) input = await readInputFile(options.input);
+    else {
+      const { loadScheduleSpec } = await import('../pipelines/schedule-spec');
+      input = (await loadScheduleSpec(ctx.platformSettings().schedules.continuousTrainingSpec)).action.input;
+    }
+    await startPipeline<ContinuousTrainingResult>(ctx, {
+      workflowType: 'continuousTraining',
+      workflowId: options.workflowId ?? timestampedId('continuous-training'),
+      input,
+      wait: options.wait,
+      ...(options.json ? { json: true } : {}),
+      format: formatContinuousTraining,
     });
+  });
 
   run
     .command('progress <workflowId>')

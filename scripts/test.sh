@@ -9,5 +9,7 @@ if [ "$#" -eq 0 ]; then
   node_modules/.bin/tsc -p tsconfig.json --noEmit
   echo "[test] lint"
   node_modules/.bin/eslint . --max-warnings=0
+  echo "[test] format"
+  node_modules/.bin/prettier --check --log-level warn "**/*.ts"
 fi
 exec node_modules/.bin/tsx scripts/run-tests.ts "$@"

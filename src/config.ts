@@ -467,7 +467,9 @@ const envSchema = z.object({
   CONTINUOUS_TRAINING_SCHEDULE: z
     .string()
     .default('configs/schedules/continuous-training.yaml')
-    .describe('Schedule spec whose continuousTraining input the new-dataset trigger uses (relative to the working dir)'),
+    .describe(
+      'Schedule spec whose continuousTraining input the new-dataset trigger uses (relative to the working dir)',
+    ),
   API_KEYS: secret.optional().describe('Comma-separated bearer keys accepted by the RAG API'),
   API_PORT: positiveInt.default(8000).describe('Port of the RAG API'),
   API_HOST: z
@@ -515,7 +517,9 @@ const envSchema = z.object({
     .describe('Build id of this worker version; set = Worker Versioning on (pinned workflows)'),
   WORKER_HEARTBEAT_FLUSH_SECONDS: positiveInt
     .default(10)
-    .describe('Longest delay before an activity heartbeat (training phase, progress) reaches the server and the Web UI'),
+    .describe(
+      'Longest delay before an activity heartbeat (training phase, progress) reaches the server and the Web UI',
+    ),
   WORKER_ETL_CONCURRENCY: positiveInt.default(16).describe('Max concurrent activities on twin-etl'),
   WORKER_FEATURES_CONCURRENCY: positiveInt.default(2).describe('Max concurrent activities on twin-features'),
   WORKER_LLM_CONCURRENCY: positiveInt.default(8).describe('Max concurrent activities on twin-llm'),

@@ -201,7 +201,13 @@ export async function buildSampleSite(corpusDir: string, outDir: string): Promis
   await writeFile(
     path.join(outDir, 'articles.json'),
     `${JSON.stringify(
-      articles.map(({ slug, title, subtitle, date, source }) => ({ path: `/posts/${slug}.html`, title, subtitle, date, source })),
+      articles.map(({ slug, title, subtitle, date, source }) => ({
+        path: `/posts/${slug}.html`,
+        title,
+        subtitle,
+        date,
+        source,
+      })),
       null,
       2,
     )}\n`,

@@ -253,11 +253,9 @@ export async function startLocalLlmServer(options: LocalLlmOptions): Promise<Loc
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 500;
       if (status === 500) log.error({ err: error }, 'local completion failed');
-      return reply
-        .code(status)
-        .send({
-          error: { message: (error as Error).message, type: status === 400 ? 'invalid_request_error' : 'server_error' },
-        });
+      return reply.code(status).send({
+        error: { message: (error as Error).message, type: status === 400 ? 'invalid_request_error' : 'server_error' },
+      });
     }
   });
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });

@@ -52,7 +52,8 @@ export function parseJobLine(line: string): JobLine | undefined {
     return { kind: 'metric', point };
   }
   if (record.event === 'phase' && typeof record.phase === 'string') return { kind: 'phase', phase: record.phase };
-  if (record.event === 'error') return { kind: 'error', message: typeof record.message === 'string' ? record.message : 'unknown error' };
+  if (record.event === 'error')
+    return { kind: 'error', message: typeof record.message === 'string' ? record.message : 'unknown error' };
   if (record.event === 'done') return { kind: 'done' };
   return undefined;
 }

@@ -53,14 +53,22 @@ export interface PrepareContext {
   s3: () => S3Client;
 }
 
-export const DATASET_KIND: Record<TrainingMode, ArtifactRef['kind']> = { sft: 'instruction-dataset', dpo: 'preference-dataset' };
+export const DATASET_KIND: Record<TrainingMode, ArtifactRef['kind']> = {
+  sft: 'instruction-dataset',
+  dpo: 'preference-dataset',
+};
 
 /**
  * The split files of a dataset artifact (src/datasets/storage.ts: datasets/<type>/<version>/{train,test}.jsonl +
  * manifest.json): `metadata.trainUri` / `testUri` when recorded, else next to the URI (the version folder or a file
  * in it).
  */
-export function datasetSplitUris(artifact: ArtifactRef): { folder: string; train: string; test: string; version: string } {
+export function datasetSplitUris(artifact: ArtifactRef): {
+  folder: string;
+  train: string;
+  test: string;
+  version: string;
+} {
   let folder = artifact.uri.replace(/\/+$/, '');
   if (/\.jsonl?$/.test(folder)) folder = folder.slice(0, folder.lastIndexOf('/'));
   const { version, trainUri, testUri } = artifact.metadata;
@@ -91,7 +99,11 @@ export async function uriExists(uri: string, s3: () => S3Client): Promise<boolea
       await s3().send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       return true;
     } catch (error) {
-      if (error instanceof NotFound || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+      if (
+        error instanceof NotFound ||
+        (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404
+      )
+        return false;
       throw error;
     }
   }
@@ -121,19 +133,27 @@ async function inS3(uri: string, base: string, s3: S3Client): Promise<string> {
  */
 export async function prepareTraining(input: TrainModelInput, ctx: PrepareContext): Promise<PreparedTraining> {
   const { settings } = ctx;
-  if (!TRAINING_MODES.includes(input.mode)) throw new InvalidTrainingInput(`mode must be sft or dpo, got ${JSON.stringify(input.mode)}`);
+  if (!TRAINING_MODES.includes(input.mode))
+    throw new InvalidTrainingInput(`mode must be sft or dpo, got ${JSON.stringify(input.mode)}`);
   const backend = input.backend ?? settings.training.backend;
-  if (!TRAINING_BACKENDS.includes(backend)) throw new InvalidTrainingInput(`backend must be local or sagemaker, got ${JSON.stringify(backend)}`);
+  if (!TRAINING_BACKENDS.includes(backend))
+    throw new InvalidTrainingInput(`backend must be local or sagemaker, got ${JSON.stringify(backend)}`);
 
   const datasetId = typeof input.dataset === 'string' ? input.dataset : input.dataset?.artifactId;
   if (!datasetId) throw new InvalidTrainingInput('dataset: give the dataset artifact id');
   const dataset = await ctx.artifacts.get(datasetId);
-  if (!dataset) throw new InvalidTrainingInput(`dataset artifact ${datasetId} not found (list them with \`twin artifacts --kind ${DATASET_KIND[input.mode]}\`)`);
+  if (!dataset)
+    throw new InvalidTrainingInput(
+      `dataset artifact ${datasetId} not found (list them with \`twin artifacts --kind ${DATASET_KIND[input.mode]}\`)`,
+    );
   if (dataset.kind !== DATASET_KIND[input.mode]) {
-    throw new InvalidTrainingInput(`${input.mode} trains on a ${DATASET_KIND[input.mode]}, but ${datasetId} is a ${dataset.kind}`);
+    throw new InvalidTrainingInput(
+      `${input.mode} trains on a ${DATASET_KIND[input.mode]}, but ${datasetId} is a ${dataset.kind}`,
+    );
   }
   const splits = datasetSplitUris(dataset);
-  if (!(await uriExists(splits.train, ctx.s3))) throw new InvalidTrainingInput(`dataset ${datasetId} has no train split at ${splits.train}`);
+  if (!(await uriExists(splits.train, ctx.s3)))
+    throw new InvalidTrainingInput(`dataset ${datasetId} has no train split at ${splits.train}`);
   const hasTest = await uriExists(splits.test, ctx.s3);
 
   const hyperparameters = effectiveHyperparameters(input.mode, input.hyperparameters);
@@ -143,22 +163,34 @@ export async function prepareTraining(input: TrainModelInput, ctx: PrepareContex
   let baseModelArtifactId: string | undefined;
   if (input.baseModel && typeof input.baseModel === 'object') {
     const base = await ctx.models.get(input.baseModel.modelVersion);
-    if (!base) throw new InvalidTrainingInput(`base model version ${input.baseModel.modelVersion} not found (see \`twin models list\`)`);
+    if (!base)
+      throw new InvalidTrainingInput(
+        `base model version ${input.baseModel.modelVersion} not found (see \`twin models list\`)`,
+      );
     baseModel = base.artifactUri;
     baseModelVersion = base.version;
     baseModelArtifactId = base.artifactId;
   } else if (typeof input.baseModel === 'string' && input.baseModel) {
     baseModel = input.baseModel;
   } else if (input.mode === 'dpo') {
-    throw new InvalidTrainingInput('dpo trains on top of an SFT model: give baseModel: {modelVersion: "<sft version>"} (or a model id)');
+    throw new InvalidTrainingInput(
+      'dpo trains on top of an SFT model: give baseModel: {modelVersion: "<sft version>"} (or a model id)',
+    );
   } else {
     baseModel = settings.training.baseModel;
   }
   if (backend === 'sagemaker' && baseModel.startsWith('file://')) {
-    throw new InvalidTrainingInput(`SageMaker cannot read the local base model ${baseModel}; train the base on SageMaker or upload it to S3`);
+    throw new InvalidTrainingInput(
+      `SageMaker cannot read the local base model ${baseModel}; train the base on SageMaker or upload it to S3`,
+    );
   }
 
-  const jobName = trainingJobName(ctx.workflowId, input.mode, { dataset: datasetId, baseModel, hyperparameters, backend });
+  const jobName = trainingJobName(ctx.workflowId, input.mode, {
+    dataset: datasetId,
+    baseModel,
+    hyperparameters,
+    backend,
+  });
   const spec: TrainingJobSpec = {
     jobName,
     mode: input.mode,
@@ -184,7 +216,8 @@ export async function prepareTraining(input: TrainModelInput, ctx: PrepareContex
       ...(hasTest ? { test: await inS3(splits.test, config.outputS3Uri, s3) } : {}),
     };
     const general = String(hyperparameters.general_dataset ?? '');
-    if (general.startsWith('file://')) spec.hyperparameters = { ...hyperparameters, general_dataset: await inS3(general, config.outputS3Uri, s3) };
+    if (general.startsWith('file://'))
+      spec.hyperparameters = { ...hyperparameters, general_dataset: await inS3(general, config.outputS3Uri, s3) };
   }
 
   return {

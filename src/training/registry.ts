@@ -57,7 +57,12 @@ export class ModelRegistry {
   /** Records a version; a second call for the same version (a retried activity) returns the first record. */
   async register(model: Omit<ModelVersion, 'createdAt' | 'status'>, now: Date = new Date()): Promise<ModelVersion> {
     const { version, ...rest } = model;
-    const document: ModelDocument = { _id: version, ...rest, createdAt: now.toISOString(), status: 'PendingManualApproval' };
+    const document: ModelDocument = {
+      _id: version,
+      ...rest,
+      createdAt: now.toISOString(),
+      status: 'PendingManualApproval',
+    };
     try {
       await this.collection.insertOne(document);
     } catch (error) {
@@ -105,7 +110,11 @@ function isMissing(error: unknown): boolean {
 }
 
 /** Creates the Model Package Group unless it exists. */
-export async function ensureModelPackageGroup(client: SageMakerClient, name: string, description: string): Promise<string> {
+export async function ensureModelPackageGroup(
+  client: SageMakerClient,
+  name: string,
+  description: string,
+): Promise<string> {
   try {
     const found = await client.send(new DescribeModelPackageGroupCommand({ ModelPackageGroupName: name }));
     if (found.ModelPackageGroupArn) return found.ModelPackageGroupArn;
@@ -119,7 +128,9 @@ export async function ensureModelPackageGroup(client: SageMakerClient, name: str
     return created.ModelPackageGroupArn ?? '';
   } catch (error) {
     // Created by a concurrent registration in between: fine.
-    const again = await client.send(new DescribeModelPackageGroupCommand({ ModelPackageGroupName: name })).catch(() => undefined);
+    const again = await client
+      .send(new DescribeModelPackageGroupCommand({ ModelPackageGroupName: name }))
+      .catch(() => undefined);
     if (again?.ModelPackageGroupArn) return again.ModelPackageGroupArn;
     throw classifySageMakerError(error, 'CreateModelPackageGroup');
   }
@@ -127,7 +138,10 @@ export async function ensureModelPackageGroup(client: SageMakerClient, name: str
 
 export interface ModelPackageInput {
   groupName: string;
-  model: Pick<ModelVersion, 'version' | 'mode' | 'jobName' | 'datasetArtifactId' | 'datasetVersion' | 'baseModel' | 'artifactUri' | 'metrics'>;
+  model: Pick<
+    ModelVersion,
+    'version' | 'mode' | 'jobName' | 'datasetArtifactId' | 'datasetVersion' | 'baseModel' | 'artifactUri' | 'metrics'
+  >;
   inferenceImageUri: string;
 }
 
@@ -156,7 +170,12 @@ export function buildCreateModelPackageRequest(input: ModelPackageInput): Create
         {
           Image: input.inferenceImageUri,
           ModelDataUrl: model.artifactUri,
-          Environment: { HF_MODEL_ID: '/opt/ml/model', SM_NUM_GPUS: '1', MAX_INPUT_TOKENS: '2048', MAX_TOTAL_TOKENS: '4096' },
+          Environment: {
+            HF_MODEL_ID: '/opt/ml/model',
+            SM_NUM_GPUS: '1',
+            MAX_INPUT_TOKENS: '2048',
+            MAX_TOTAL_TOKENS: '4096',
+          },
         },
       ],
       SupportedContentTypes: ['application/json'],
@@ -174,11 +193,18 @@ export async function registerModelPackage(client: SageMakerClient, input: Model
   await ensureModelPackageGroup(client, input.groupName, 'LLM Twin models (SFT and DPO), registered by trainModel');
   try {
     const recent = await client.send(
-      new ListModelPackagesCommand({ ModelPackageGroupName: input.groupName, SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 20 }),
+      new ListModelPackagesCommand({
+        ModelPackageGroupName: input.groupName,
+        SortBy: 'CreationTime',
+        SortOrder: 'Descending',
+        MaxResults: 20,
+      }),
     );
     for (const summary of recent.ModelPackageSummaryList ?? []) {
       if (!summary.ModelPackageArn) continue;
-      const described = await client.send(new DescribeModelPackageCommand({ ModelPackageName: summary.ModelPackageArn }));
+      const described = await client.send(
+        new DescribeModelPackageCommand({ ModelPackageName: summary.ModelPackageArn }),
+      );
       if (described.CustomerMetadataProperties?.modelVersion === input.model.version) return summary.ModelPackageArn;
     }
     const created = await client.send(new CreateModelPackageCommand(buildCreateModelPackageRequest(input)));

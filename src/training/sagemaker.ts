@@ -128,10 +128,16 @@ function requireS3(uri: string, what: string): string {
  * SDK sends them, one S3 channel per dataset split (+ `model` for a base model from S3, `general` for a mixed-in
  * instruction set), metric regexes over the job's JSON lines.
  */
-export function buildCreateTrainingJobRequest(spec: TrainingJobSpec, config: SageMakerTrainingConfig): CreateTrainingJobRequest {
-  if (!spec.sourceDir) throw new TrainingJobError('the job code was not packaged (sourceDir missing)', 'ValidationError', false);
+export function buildCreateTrainingJobRequest(
+  spec: TrainingJobSpec,
+  config: SageMakerTrainingConfig,
+): CreateTrainingJobRequest {
+  if (!spec.sourceDir)
+    throw new TrainingJobError('the job code was not packaged (sourceDir missing)', 'ValidationError', false);
   const hyperparameters: Hyperparameters = { ...spec.hyperparameters, mode: spec.mode, base_model: spec.baseModel };
-  const channels: Channel[] = [s3Channel('train', requireS3(spec.data.train, 'training data'), 'application/jsonlines')];
+  const channels: Channel[] = [
+    s3Channel('train', requireS3(spec.data.train, 'training data'), 'application/jsonlines'),
+  ];
   if (spec.data.test) channels.push(s3Channel('test', requireS3(spec.data.test, 'test data'), 'application/jsonlines'));
   if (spec.baseModel.startsWith('s3://')) channels.push(s3Channel('model', spec.baseModel));
   const general = String(spec.hyperparameters.general_dataset ?? '');
@@ -139,7 +145,9 @@ export function buildCreateTrainingJobRequest(spec: TrainingJobSpec, config: Sag
     channels.push(s3Channel('general', general, 'application/jsonlines'));
     hyperparameters.general_dataset = '';
   }
-  const encoded = Object.fromEntries(hyperparameterEntries(hyperparameters).map(([name, value]) => [name, JSON.stringify(value)]));
+  const encoded = Object.fromEntries(
+    hyperparameterEntries(hyperparameters).map(([name, value]) => [name, JSON.stringify(value)]),
+  );
   const environment: Record<string, string> = { TOKENIZERS_PARALLELISM: 'false', HF_HUB_DISABLE_TELEMETRY: '1' };
   if (config.hfToken) environment.HF_TOKEN = config.hfToken.reveal();
   return {
@@ -168,11 +176,23 @@ export function buildCreateTrainingJobRequest(spec: TrainingJobSpec, config: Sag
     },
     StoppingCondition: {
       MaxRuntimeInSeconds: config.maxRuntimeSeconds,
-      ...(config.spot ? { MaxWaitTimeInSeconds: Math.max(config.maxWaitSeconds ?? 2 * config.maxRuntimeSeconds, config.maxRuntimeSeconds) } : {}),
+      ...(config.spot
+        ? {
+            MaxWaitTimeInSeconds: Math.max(
+              config.maxWaitSeconds ?? 2 * config.maxRuntimeSeconds,
+              config.maxRuntimeSeconds,
+            ),
+          }
+        : {}),
     },
     EnableManagedSpotTraining: config.spot,
     ...(config.spot
-      ? { CheckpointConfig: { S3Uri: `${config.outputS3Uri}/training/checkpoints/${spec.jobName}`, LocalPath: '/opt/ml/checkpoints' } }
+      ? {
+          CheckpointConfig: {
+            S3Uri: `${config.outputS3Uri}/training/checkpoints/${spec.jobName}`,
+            LocalPath: '/opt/ml/checkpoints',
+          },
+        }
       : {}),
     Environment: environment,
     Tags: Object.entries(spec.tags ?? {}).map(([Key, Value]) => ({ Key, Value })),
@@ -236,15 +256,24 @@ export function classifySageMakerError(error: unknown, operation: string): Train
     );
   }
   if (name === 'ValidationException' || name === 'ValidationError') {
-    return new TrainingJobError(`SageMaker ${operation} rejected the request: ${message}`, 'ValidationException', false);
+    return new TrainingJobError(
+      `SageMaker ${operation} rejected the request: ${message}`,
+      'ValidationException',
+      false,
+    );
   }
   if (/AccessDenied|UnrecognizedClient|InvalidSignature|ExpiredToken|NotAuthorized/i.test(name)) {
-    return new TrainingJobError(`SageMaker ${operation}: not authorised (${name}: ${message}); check the credentials and the role`, name, false);
+    return new TrainingJobError(
+      `SageMaker ${operation}: not authorised (${name}: ${message}); check the credentials and the role`,
+      name,
+      false,
+    );
   }
   if (RETRYABLE_NAMES.has(name) || e.$retryable || (status !== undefined && status >= 500) || status === 429) {
     return new TrainingJobError(`SageMaker ${operation}: ${name}: ${message}`, name, true);
   }
-  if (status !== undefined && status >= 400) return new TrainingJobError(`SageMaker ${operation}: ${name}: ${message}`, name, false);
+  if (status !== undefined && status >= 400)
+    return new TrainingJobError(`SageMaker ${operation}: ${name}: ${message}`, name, false);
   // No HTTP status: a network-level failure (connection reset, DNS, socket timeout) – worth another try.
   return new TrainingJobError(`SageMaker ${operation}: ${name}: ${message}`, name, true);
 }
@@ -253,7 +282,8 @@ function isNotFound(error: unknown): boolean {
   const e = error as AwsError;
   return (
     e.name === 'ResourceNotFound' ||
-    ((e.name === 'ValidationException' || e.name === 'ValidationError') && /could not find|not found|does not exist/i.test(e.message ?? ''))
+    ((e.name === 'ValidationException' || e.name === 'ValidationError') &&
+      /could not find|not found|does not exist/i.test(e.message ?? ''))
   );
 }
 
@@ -271,7 +301,8 @@ function statusOf(job: DescribeTrainingJobResponse): TrainingJobStatus {
 function toState(job: DescribeTrainingJobResponse): TrainingJobState {
   const metrics: Record<string, number> = {};
   for (const metric of job.FinalMetricDataList ?? []) {
-    if (metric.MetricName && metric.Value !== undefined && Number.isFinite(metric.Value)) metrics[metric.MetricName] = metric.Value;
+    if (metric.MetricName && metric.Value !== undefined && Number.isFinite(metric.Value))
+      metrics[metric.MetricName] = metric.Value;
   }
   const transitions = job.SecondaryStatusTransitions ?? [];
   const lastMessage = transitions[transitions.length - 1]?.StatusMessage;
@@ -325,7 +356,8 @@ export class SageMakerTrainingBackend implements TrainingBackend {
 
   async poll(job: TrainingJobRef): Promise<TrainingJobState> {
     const described = await this.describe(job.jobName);
-    if (!described) throw new TrainingJobError(`SageMaker training job ${job.jobName} does not exist`, 'NotFound', false);
+    if (!described)
+      throw new TrainingJobError(`SageMaker training job ${job.jobName} does not exist`, 'NotFound', false);
     return toState(described);
   }
 

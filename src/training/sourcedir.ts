@@ -5,7 +5,13 @@ import { sha256 } from '../domain/artifacts';
 import { finetuneDir } from './job-files';
 
 /** Not shipped to SageMaker: tests, caches and the local environment's requirements. */
-const EXCLUDED = [/^tests(\/|$)/, /(^|\/)__pycache__(\/|$)/, /\.pyc$/, /(^|\/)\.pytest_cache(\/|$)/, /^requirements-local\.txt$/];
+const EXCLUDED = [
+  /^tests(\/|$)/,
+  /(^|\/)__pycache__(\/|$)/,
+  /\.pyc$/,
+  /(^|\/)\.pytest_cache(\/|$)/,
+  /^requirements-local\.txt$/,
+];
 
 /** The files of the job folder that go into sourcedir.tar.gz, relative and sorted (byte order). */
 export async function sourceDirFiles(dir = finetuneDir()): Promise<string[]> {

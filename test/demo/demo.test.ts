@@ -93,7 +93,8 @@ describe('twin demo (CLI) and its run in the Web UI', () => {
     process.stdout.write(`# twin demo (scripted LLM) took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     for (const t of report.timings) process.stdout.write(`#   ${t.stage}: ${t.seconds} s (${t.status})\n`);
     process.stdout.write(`# Q: ${report.question}\n# A: ${JSON.stringify(report.answer.answer)}\n`);
-    for (const s of report.answer.sources) process.stdout.write(`#   source: ${s.title ?? s.documentId} ${s.link ?? ''}\n`);
+    for (const s of report.answer.sources)
+      process.stdout.write(`#   source: ${s.title ?? s.documentId} ${s.link ?? ''}\n`);
   });
 
   after(async () => {

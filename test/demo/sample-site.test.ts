@@ -42,7 +42,11 @@ describe('sample site', () => {
       assert.equal(result.metadata.author, 'Maxime Labonne');
       const body = result.content.Content!;
       assert.ok(body.length > 4000, `${article.path}: ${body.length} characters`);
-      assert.doesNotMatch(body, /LLM Engineer’s Handbook corpus|More articles|All articles by/, 'footer/aside left out');
+      assert.doesNotMatch(
+        body,
+        /LLM Engineer’s Handbook corpus|More articles|All articles by/,
+        'footer/aside left out',
+      );
       assert.doesNotMatch(body, /Share this post|Copy link/, 'Substack share widgets left out');
     }
     // the robots.txt was asked for (and allows everything)

@@ -101,7 +101,10 @@ describe('drill: Temporal server restarted during a run', () => {
     const c = result.counts.byStatus;
     assert.equal(c.stored + c.unchanged, site.links.length, JSON.stringify(result.rows));
     assert.equal(c.failed, 0);
-    assert.equal(Object.values(c).reduce((a, b) => a + b, 0), site.links.length);
+    assert.equal(
+      Object.values(c).reduce((a, b) => a + b, 0),
+      site.links.length,
+    );
   });
 
   test('nothing duplicated in MongoDB', async () => {

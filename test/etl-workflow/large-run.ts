@@ -13,7 +13,11 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../../src/domain/search-attributes';
 import { startFerretDb, startTemporalDevServer, stopAll } from '../../src/infra/local-services';
-import { MAX_LINKS_PER_RUN, type DigitalDataEtlInput, type DigitalDataEtlResult } from '../../workflows/digital-data-etl';
+import {
+  MAX_LINKS_PER_RUN,
+  type DigitalDataEtlInput,
+  type DigitalDataEtlResult,
+} from '../../workflows/digital-data-etl';
 import { startFixtureServer } from '../etl/fixture-server';
 import { startWorkerProcess } from '../support/worker-process';
 
@@ -39,11 +43,14 @@ async function main(): Promise<void> {
     const links = Array.from({ length: count }, (_, i) => `${fixture.url}/bench/${i}`);
     const workflowId = `etl-large-${Date.now()}`;
     const started = Date.now();
-    const result = await client.workflow.execute<(input: DigitalDataEtlInput) => Promise<DigitalDataEtlResult>>('digitalDataEtl', {
-      taskQueue: 'twin-pipelines',
-      workflowId,
-      args: [{ author: 'Bench Author', links }],
-    });
+    const result = await client.workflow.execute<(input: DigitalDataEtlInput) => Promise<DigitalDataEtlResult>>(
+      'digitalDataEtl',
+      {
+        taskQueue: 'twin-pipelines',
+        workflowId,
+        args: [{ author: 'Bench Author', links }],
+      },
+    );
     const seconds = (Date.now() - started) / 1000;
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
     const historyBytes = Buffer.byteLength(JSON.stringify(history));

@@ -11,8 +11,10 @@ export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'datasets');
 /** The training venv's python (scripts/install-training.sh makes it; `npm test` runs that installer). */
 export function trainingPython(): string {
   const python =
-    process.env.TRAINING_PYTHON ?? path.join(process.env.TWIN_HOME ?? path.join(os.homedir(), '.cache', 'llm-twin'), 'venv-train', 'bin', 'python');
-  if (!existsSync(python)) throw new Error(`${python} is missing: run \`bash scripts/install-training.sh\` (npm test runs it)`);
+    process.env.TRAINING_PYTHON ??
+    path.join(process.env.TWIN_HOME ?? path.join(os.homedir(), '.cache', 'llm-twin'), 'venv-train', 'bin', 'python');
+  if (!existsSync(python))
+    throw new Error(`${python} is missing: run \`bash scripts/install-training.sh\` (npm test runs it)`);
   return python;
 }
 
@@ -23,10 +25,18 @@ export interface ProcessResult {
   ms: number;
 }
 
-export function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ProcessResult> {
+export function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ProcessResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: options.cwd ?? ROOT,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

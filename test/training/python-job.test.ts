@@ -6,10 +6,14 @@ import { JOB_DIR, ROOT, run, trainingPython } from './helpers';
 
 describe('jobs/finetune (Python)', () => {
   test('the CPU test suite passes: SFT then DPO on a tiny random Llama, SageMaker-style and local-style', async (t) => {
-    const result = await run(trainingPython(), ['-m', 'pytest', 'jobs/finetune/tests', '-q', '-p', 'no:cacheprovider'], {
-      env: { ...process.env, HF_HUB_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false' },
-      timeoutMs: 900_000,
-    });
+    const result = await run(
+      trainingPython(),
+      ['-m', 'pytest', 'jobs/finetune/tests', '-q', '-p', 'no:cacheprovider'],
+      {
+        env: { ...process.env, HF_HUB_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false' },
+        timeoutMs: 900_000,
+      },
+    );
     const summary = /(\d+) passed(?:, (\d+) \w+)*/.exec(result.stdout);
     t.diagnostic(`pytest: ${summary?.[0] ?? 'no summary'} in ${(result.ms / 1000).toFixed(1)} s`);
     assert.equal(result.code, 0, `pytest failed:\n${result.stdout.slice(-6000)}\n${result.stderr.slice(-3000)}`);
@@ -22,7 +26,7 @@ describe('jobs/finetune (Python)', () => {
       { messages: [{ role: 'user', content: 'How do you version datasets?' }], addGenerationPrompt: true },
       {
         messages: [
-          { role: 'system', content: 'You are Paul\'s twin.' },
+          { role: 'system', content: "You are Paul's twin." },
           { role: 'user', content: '  Why LoRA?\n' },
           { role: 'assistant', content: 'Because it is cheap.\n\nAnd it merges back.' },
         ],
@@ -58,7 +62,9 @@ describe('jobs/finetune (Python)', () => {
     const code = await new Promise<number | null>((resolve) => python.once('exit', resolve));
     assert.equal(code, 0, stderr);
     const fromPython = JSON.parse(stdout) as string[];
-    const fromTs = conversations.map((c) => renderChat(c.messages, { addGenerationPrompt: c.addGenerationPrompt, bosToken: '<s>', eosToken: '</s>' }));
+    const fromTs = conversations.map((c) =>
+      renderChat(c.messages, { addGenerationPrompt: c.addGenerationPrompt, bosToken: '<s>', eosToken: '</s>' }),
+    );
     assert.deepEqual(fromTs, fromPython);
     assert.equal(fromTs[0], '<s>### Instruction:\nHow do you version datasets?\n\n### Response:\n');
     assert.equal(renderPrompt('Hi?'), '### Instruction:\nHi?\n\n### Response:\n');

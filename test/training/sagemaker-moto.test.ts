@@ -108,15 +108,27 @@ describe('SageMaker training backend against moto', () => {
       },
     );
     const code = await packageSourceDir();
-    assert.deepEqual(prepared.spec.sourceDir, { uri: `s3://${bucket}/${sourceDirKey(code.checksum)}`, checksum: code.checksum });
+    assert.deepEqual(prepared.spec.sourceDir, {
+      uri: `s3://${bucket}/${sourceDirKey(code.checksum)}`,
+      checksum: code.checksum,
+    });
     const uploaded = await s3Text(s3, prepared.spec.sourceDir?.uri ?? '');
-    assert.equal(`sha256:${createHash('sha256').update(uploaded).digest('hex')}`, code.checksum, 'the object is the package it is named after');
+    assert.equal(
+      `sha256:${createHash('sha256').update(uploaded).digest('hex')}`,
+      code.checksum,
+      'the object is the package it is named after',
+    );
 
     const folder = fixtureVersion('instruction');
     for (const split of ['train', 'test'] as const) {
       const uri = prepared.spec.data[split]!;
       const local = readFileSync(path.join(folder, `${split}.jsonl`));
-      assert.match(uri, new RegExp(`^s3://${bucket}/training/data/${createHash('sha256').update(local).digest('hex').slice(0, 16)}/${split}\\.jsonl$`));
+      assert.match(
+        uri,
+        new RegExp(
+          `^s3://${bucket}/training/data/${createHash('sha256').update(local).digest('hex').slice(0, 16)}/${split}\\.jsonl$`,
+        ),
+      );
       assert.deepEqual(await s3Text(s3, uri), local);
     }
     assert.equal(prepared.datasetVersion, path.basename(folder));
@@ -127,12 +139,20 @@ describe('SageMaker training backend against moto', () => {
 
   test('CreateTrainingJob: the request read back with DescribeTrainingJob; a second start adopts the job', async () => {
     const config = sageMakerTrainingConfig(settings);
-    assert.match(config.imageUri, new RegExp(`^763104351884\\.dkr\\.ecr\\.us-east-1\\.amazonaws\\.com/${TRAINING_IMAGE_TAG.replace(/\./g, '\\.')}$`));
+    assert.match(
+      config.imageUri,
+      new RegExp(
+        `^763104351884\\.dkr\\.ecr\\.us-east-1\\.amazonaws\\.com/${TRAINING_IMAGE_TAG.replace(/\./g, '\\.')}$`,
+      ),
+    );
     const backend = new SageMakerTrainingBackend(sagemaker, config);
     const request = buildCreateTrainingJobRequest(prepared.spec, config);
     assert.equal(request.Environment?.HF_TOKEN, 'hf_test_token_never_in_history');
     assert.equal(redactRequest(request).Environment?.HF_TOKEN, '[redacted]');
-    assert.ok(!JSON.stringify(prepared).includes('hf_test_token'), 'the token is not in the prepared spec (workflow history)');
+    assert.ok(
+      !JSON.stringify(prepared).includes('hf_test_token'),
+      'the token is not in the prepared spec (workflow history)',
+    );
 
     const ref = await backend.start(prepared.spec);
     assert.equal(ref.jobName, prepared.spec.jobName);
@@ -144,7 +164,10 @@ describe('SageMaker training backend against moto', () => {
     assert.equal(described.HyperParameters?.sagemaker_submit_directory, JSON.stringify(prepared.spec.sourceDir!.uri));
     assert.equal(described.HyperParameters?.mode, '"sft"');
     assert.equal(described.HyperParameters?.lora_r, '16');
-    assert.equal(described.HyperParameters?.lora_target_modules, '"q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"');
+    assert.equal(
+      described.HyperParameters?.lora_target_modules,
+      '"q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"',
+    );
     assert.deepEqual(described.InputDataConfig, request.InputDataConfig);
     assert.deepEqual(
       described.InputDataConfig?.map((c) => [c.ChannelName, c.DataSource?.S3DataSource?.S3Uri]),
@@ -154,10 +177,17 @@ describe('SageMaker training backend against moto', () => {
       ],
     );
     assert.deepEqual(described.OutputDataConfig, { S3OutputPath: `s3://${bucket}/training/jobs` });
-    assert.deepEqual(described.ResourceConfig, { InstanceType: 'ml.g6e.2xlarge', InstanceCount: 1, VolumeSizeInGB: 100 });
+    assert.deepEqual(described.ResourceConfig, {
+      InstanceType: 'ml.g6e.2xlarge',
+      InstanceCount: 1,
+      VolumeSizeInGB: 100,
+    });
     assert.deepEqual(described.StoppingCondition, { MaxRuntimeInSeconds: 86_400, MaxWaitTimeInSeconds: 172_800 });
     assert.equal(described.EnableManagedSpotTraining, true);
-    assert.deepEqual(described.CheckpointConfig, { S3Uri: `s3://${bucket}/training/checkpoints/${ref.jobName}`, LocalPath: '/opt/ml/checkpoints' });
+    assert.deepEqual(described.CheckpointConfig, {
+      S3Uri: `s3://${bucket}/training/checkpoints/${ref.jobName}`,
+      LocalPath: '/opt/ml/checkpoints',
+    });
     assert.equal(described.RoleArn, roleArn);
     assert.equal(described.AlgorithmSpecification?.TrainingImage, config.imageUri);
     assert.equal(described.AlgorithmSpecification?.TrainingInputMode, 'File');
@@ -183,7 +213,10 @@ describe('SageMaker training backend against moto', () => {
       modelArtifactUri: `s3://${bucket}/training/jobs/${job.jobName}/output/model.tar.gz`,
       secondaryStatus: 'Completed',
     };
-    const env = new MockActivityEnvironment({ workflowExecution: { workflowId: 'trainModel-moto-1', runId: 'run-1' }, activityType: 'registerModelVersion' });
+    const env = new MockActivityEnvironment({
+      workflowExecution: { workflowId: 'trainModel-moto-1', runId: 'run-1' },
+      activityType: 'registerModelVersion',
+    });
     const ref = await runIn(env, () => activities.registerModelVersion({ prepared, job, outcome }));
     assert.equal(ref.modelVersion, prepared.modelVersion);
     assert.equal(ref.status, 'PendingManualApproval');
@@ -198,12 +231,18 @@ describe('SageMaker training backend against moto', () => {
     assert.equal(pkg.CustomerMetadataProperties?.modelVersion, prepared.modelVersion);
     assert.equal(pkg.CustomerMetadataProperties?.datasetArtifactId, datasetId);
     assert.equal(pkg.CustomerMetadataProperties?.train_loss, '1.5');
-    const group = await sagemaker.send(new DescribeModelPackageGroupCommand({ ModelPackageGroupName: 'llm-twin-test' }));
+    const group = await sagemaker.send(
+      new DescribeModelPackageGroupCommand({ ModelPackageGroupName: 'llm-twin-test' }),
+    );
     assert.ok(group.ModelPackageGroupArn);
 
     // A retried registration: same record, same package, nothing new.
-    const retried = await runIn(new MockActivityEnvironment({ workflowExecution: { workflowId: 'trainModel-moto-1', runId: 'run-1' }, attempt: 2 }), () =>
-      activities.registerModelVersion({ prepared, job, outcome }),
+    const retried = await runIn(
+      new MockActivityEnvironment({
+        workflowExecution: { workflowId: 'trainModel-moto-1', runId: 'run-1' },
+        attempt: 2,
+      }),
+      () => activities.registerModelVersion({ prepared, job, outcome }),
     );
     assert.equal(retried.modelPackageArn, ref.modelPackageArn);
     assert.equal(retried.artifact.id, ref.artifact.id);

@@ -50,7 +50,11 @@ const prepared: PreparedTraining = {
   },
 };
 
-function described(status: DescribeTrainingJobResponse['TrainingJobStatus'], secondary: string, extra: Partial<DescribeTrainingJobResponse> = {}): DescribeTrainingJobResponse {
+function described(
+  status: DescribeTrainingJobResponse['TrainingJobStatus'],
+  secondary: string,
+  extra: Partial<DescribeTrainingJobResponse> = {},
+): DescribeTrainingJobResponse {
   return {
     TrainingJobName: jobName,
     TrainingJobArn: `arn:aws:sagemaker:eu-west-1:123456789012:training-job/${jobName}`,
@@ -77,9 +81,16 @@ async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure>
 describe('SageMaker backend with scripted responses', () => {
   const sagemaker = mockClient(SageMakerClient);
   const deps = createDependencies(settings, createLogger({ level: 'silent' }));
-  const activities = createTrainingActivities(deps, { sagemakerClient: new SageMakerClient({ region: 'eu-west-1' }), pollIntervalMs: { sagemaker: 5 } });
+  const activities = createTrainingActivities(deps, {
+    sagemakerClient: new SageMakerClient({ region: 'eu-west-1' }),
+    pollIntervalMs: { sagemaker: 5 },
+  });
   const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-  const env = () => new MockActivityEnvironment({ workflowExecution: { workflowId: 'wf', runId: 'run' }, heartbeatTimeoutMs: 60_000 }, { logger: quiet });
+  const env = () =>
+    new MockActivityEnvironment(
+      { workflowExecution: { workflowId: 'wf', runId: 'run' }, heartbeatTimeoutMs: 60_000 },
+      { logger: quiet },
+    );
 
   beforeEach(() => sagemaker.reset());
   afterEach(() => sagemaker.reset());
@@ -87,9 +98,19 @@ describe('SageMaker backend with scripted responses', () => {
   test('InProgress (Starting → Downloading → Training) → Completed: heartbeats carry the states, final metrics come back', async () => {
     sagemaker
       .on(DescribeTrainingJobCommand)
-      .resolvesOnce(described('InProgress', 'Starting', { SecondaryStatusTransitions: [{ Status: 'Starting', StartTime: new Date(), StatusMessage: 'Launching requested ML instances' }] }))
+      .resolvesOnce(
+        described('InProgress', 'Starting', {
+          SecondaryStatusTransitions: [
+            { Status: 'Starting', StartTime: new Date(), StatusMessage: 'Launching requested ML instances' },
+          ],
+        }),
+      )
       .resolvesOnce(described('InProgress', 'Downloading'))
-      .resolvesOnce(described('InProgress', 'Training', { FinalMetricDataList: [{ MetricName: 'train_loss', Value: 2.5, Timestamp: new Date() }] }))
+      .resolvesOnce(
+        described('InProgress', 'Training', {
+          FinalMetricDataList: [{ MetricName: 'train_loss', Value: 2.5, Timestamp: new Date() }],
+        }),
+      )
       .resolves(
         described('Completed', 'Completed', {
           ModelArtifacts: { S3ModelArtifacts: `s3://twin-bucket/training/jobs/${jobName}/output/model.tar.gz` },
@@ -112,14 +133,27 @@ describe('SageMaker backend with scripted responses', () => {
     assert.equal(outcome.billableSeconds, 1800);
     assert.equal(outcome.startedAt, '2024-01-01T00:00:00.000Z');
     const seen = [...new Set(heartbeats.map((h) => `${String(h.status)}/${String(h.secondaryStatus)}`))];
-    assert.deepEqual(seen, ['InProgress/Starting: Launching requested ML instances', 'InProgress/Downloading', 'InProgress/Training', 'Completed/Completed']);
-    assert.ok(heartbeats.some((h) => h.train_loss === 2.5), 'metrics reported while training');
+    assert.deepEqual(seen, [
+      'InProgress/Starting: Launching requested ML instances',
+      'InProgress/Downloading',
+      'InProgress/Training',
+      'Completed/Completed',
+    ]);
+    assert.ok(
+      heartbeats.some((h) => h.train_loss === 2.5),
+      'metrics reported while training',
+    );
   });
 
-  test('→ Failed: a non-retryable failure with the job\'s reason; capacity failures are named so', async () => {
-    sagemaker.on(DescribeTrainingJobCommand).resolvesOnce(described('InProgress', 'Training')).resolves(
-      described('Failed', 'Failed', { FailureReason: 'AlgorithmError: CUDA out of memory. Tried to allocate 2.00 GiB' }),
-    );
+  test("→ Failed: a non-retryable failure with the job's reason; capacity failures are named so", async () => {
+    sagemaker
+      .on(DescribeTrainingJobCommand)
+      .resolvesOnce(described('InProgress', 'Training'))
+      .resolves(
+        described('Failed', 'Failed', {
+          FailureReason: 'AlgorithmError: CUDA out of memory. Tried to allocate 2.00 GiB',
+        }),
+      );
     const failed = await failureOf(runIn(env(), () => activities.waitForTrainingJob(job)));
     assert.equal(failed.nonRetryable, true);
     assert.equal(failed.type, 'TrainingJobFailed');
@@ -127,7 +161,10 @@ describe('SageMaker backend with scripted responses', () => {
 
     sagemaker.reset();
     sagemaker.on(DescribeTrainingJobCommand).resolves(
-      described('Failed', 'Failed', { FailureReason: 'CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.' }),
+      described('Failed', 'Failed', {
+        FailureReason:
+          'CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.',
+      }),
     );
     const capacity = await failureOf(runIn(env(), () => activities.waitForTrainingJob(job)));
     assert.equal(capacity.type, 'CapacityError');
@@ -137,14 +174,19 @@ describe('SageMaker backend with scripted responses', () => {
   test('CreateTrainingJob errors: quota and validation are final with what to do; throttling is retried', async () => {
     sagemaker.on(DescribeTrainingJobCommand).rejects(awsError('ValidationException', `Requested resource not found.`));
     sagemaker.on(CreateTrainingJobCommand).rejects(
-      new ResourceLimitExceeded({ message: 'The account-level service limit for ml.g6e.2xlarge for training job usage is 0 Instances', $metadata: { httpStatusCode: 400 } }),
+      new ResourceLimitExceeded({
+        message: 'The account-level service limit for ml.g6e.2xlarge for training job usage is 0 Instances',
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     const quota = await failureOf(runIn(env(), () => activities.startTrainingJob(prepared)));
     assert.equal(quota.type, 'ResourceLimitExceeded');
     assert.equal(quota.nonRetryable, true);
     assert.match(quota.message, /quota exceeded .* Service Quotas/);
 
-    sagemaker.on(CreateTrainingJobCommand).rejects(awsError('ValidationException', 'Could not assume role arn:aws:iam::123456789012:role/twin'));
+    sagemaker
+      .on(CreateTrainingJobCommand)
+      .rejects(awsError('ValidationException', 'Could not assume role arn:aws:iam::123456789012:role/twin'));
     const invalid = await failureOf(runIn(env(), () => activities.startTrainingJob(prepared)));
     assert.equal(invalid.type, 'ValidationException');
     assert.equal(invalid.nonRetryable, true);
@@ -160,7 +202,10 @@ describe('SageMaker backend with scripted responses', () => {
     const polled = await failureOf(runIn(env(), () => activities.waitForTrainingJob(job)));
     assert.equal(polled.nonRetryable, false, 'a 5xx while polling retries the wait');
 
-    assert.equal(classifySageMakerError(Object.assign(new Error('socket hang up'), { name: 'ECONNRESET' }), 'X').retryable, true);
+    assert.equal(
+      classifySageMakerError(Object.assign(new Error('socket hang up'), { name: 'ECONNRESET' }), 'X').retryable,
+      true,
+    );
     assert.equal(classifySageMakerError(awsError('AccessDeniedException', 'no'), 'X').retryable, false);
   });
 
@@ -169,7 +214,9 @@ describe('SageMaker backend with scripted responses', () => {
       .on(DescribeTrainingJobCommand)
       .rejectsOnce(awsError('ValidationException', 'Requested resource not found.'))
       .resolves(described('InProgress', 'Starting'));
-    sagemaker.on(CreateTrainingJobCommand).rejects(new ResourceInUse({ message: 'Training job names must be unique', $metadata: { httpStatusCode: 400 } }));
+    sagemaker
+      .on(CreateTrainingJobCommand)
+      .rejects(new ResourceInUse({ message: 'Training job names must be unique', $metadata: { httpStatusCode: 400 } }));
     const ref = await runIn(env(), () => activities.startTrainingJob(prepared));
     assert.equal(ref.arn, `arn:aws:sagemaker:eu-west-1:123456789012:training-job/${jobName}`);
     assert.equal(sagemaker.commandCalls(CreateTrainingJobCommand).length, 1);
@@ -180,7 +227,10 @@ describe('SageMaker backend with scripted responses', () => {
     sagemaker.on(StopTrainingJobCommand).resolves({});
     const activity = env();
     activity.once('heartbeat', () => setTimeout(() => activity.cancel('CANCELLED'), 20));
-    await assert.rejects(runIn(activity, () => activities.waitForTrainingJob(job)), (error: Error) => /abort|cancel/i.test(`${error.name} ${error.message}`));
+    await assert.rejects(
+      runIn(activity, () => activities.waitForTrainingJob(job)),
+      (error: Error) => /abort|cancel/i.test(`${error.name} ${error.message}`),
+    );
 
     await runIn(env(), () => activities.stopTrainingJob(job));
     const stops = sagemaker.commandCalls(StopTrainingJobCommand);
@@ -193,7 +243,10 @@ describe('SageMaker backend with scripted responses', () => {
     assert.equal(sagemaker.commandCalls(StopTrainingJobCommand).length, 0, 'nothing to stop');
 
     sagemaker.reset();
-    sagemaker.on(DescribeTrainingJobCommand).resolvesOnce(described('InProgress', 'Uploading')).resolves(described('Completed', 'Completed'));
+    sagemaker
+      .on(DescribeTrainingJobCommand)
+      .resolvesOnce(described('InProgress', 'Uploading'))
+      .resolves(described('Completed', 'Completed'));
     sagemaker.on(StopTrainingJobCommand).rejects(awsError('ValidationException', 'The job is not in progress'));
     await runIn(env(), () => activities.stopTrainingJob(job)); // it ended between describe and stop: fine
   });

@@ -5,9 +5,21 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { metricDefinitions, metricRegex, parseJobLine, latestMetrics, type MetricPoint } from '../../src/training/metrics';
+import {
+  metricDefinitions,
+  metricRegex,
+  parseJobLine,
+  latestMetrics,
+  type MetricPoint,
+} from '../../src/training/metrics';
 import { packageSourceDir, sourceDirFiles, sourceDirKey } from '../../src/training/sourcedir';
-import { effectiveHyperparameters, hyperparameterArgs, InvalidTrainingInput, JOB_NAME_PATTERN, trainingJobName } from '../../src/training/spec';
+import {
+  effectiveHyperparameters,
+  hyperparameterArgs,
+  InvalidTrainingInput,
+  JOB_NAME_PATTERN,
+  trainingJobName,
+} from '../../src/training/spec';
 import { JOB_DIR } from './helpers';
 
 describe('training job names', () => {
@@ -21,13 +33,17 @@ describe('training job names', () => {
     assert.notEqual(trainingJobName(long, 'sft', { dataset: 'b' }), name, 'other inputs → another job');
     assert.notEqual(trainingJobName(`${long}-2`, 'sft', { dataset: 'a' }), name, 'another workflow → another job');
     assert.match(trainingJobName('___', 'dpo', {}), /^twin-dpo-[0-9a-f]{10}$/);
-    for (const id of ['a', 'x'.repeat(300), '--weird--id--', 'ÜNÏCÖDÉ-✓']) assert.match(trainingJobName(id, 'dpo', {}), JOB_NAME_PATTERN);
+    for (const id of ['a', 'x'.repeat(300), '--weird--id--', 'ÜNÏCÖDÉ-✓'])
+      assert.match(trainingJobName(id, 'dpo', {}), JOB_NAME_PATTERN);
   });
 });
 
 describe('hyperparameters', () => {
   test('unknown names, bad values and mode mismatches are rejected before any job starts', () => {
-    assert.throws(() => effectiveHyperparameters('sft', { lora_rank: 8 }), (e: Error) => e instanceof InvalidTrainingInput && /unknown hyperparameter "lora_rank"/.test(e.message));
+    assert.throws(
+      () => effectiveHyperparameters('sft', { lora_rank: 8 }),
+      (e: Error) => e instanceof InvalidTrainingInput && /unknown hyperparameter "lora_rank"/.test(e.message),
+    );
     assert.throws(() => effectiveHyperparameters('sft', { learning_rate: -1 }), /learning_rate/);
     assert.throws(() => effectiveHyperparameters('sft', { beta: 0.1 }), /beta applies to dpo only/);
     assert.throws(() => effectiveHyperparameters('dpo', { general_dataset_ratio: 0.5 }), /sft only/);
@@ -71,7 +87,10 @@ describe('metric lines', () => {
     assert.equal(regex.exec(lines[0]!)?.[1], '1.25');
     assert.equal(regex.exec(lines[1]!)?.[1], '0.75');
     assert.equal(regex.exec('{"metric": "train_loss_mean", "value": 2}'), null, 'no prefix collisions');
-    assert.equal(new RegExp(metricRegex('grad_norm')).exec('{"metric": "grad_norm", "value": 3.5e-05, "step": 1}')?.[1], '3.5e-05');
+    assert.equal(
+      new RegExp(metricRegex('grad_norm')).exec('{"metric": "grad_norm", "value": 3.5e-05, "step": 1}')?.[1],
+      '3.5e-05',
+    );
     const definitions = metricDefinitions();
     assert.ok(definitions.length <= 40, 'SageMaker allows 40 metric definitions');
     for (const d of definitions) {
@@ -92,16 +111,27 @@ describe('sourcedir.tar.gz', () => {
 
     const out = mkdtempSync(path.join(os.tmpdir(), 'sourcedir-'));
     writeFileSync(path.join(out, 'sourcedir.tar.gz'), first.bytes);
-    const listing = execFileSync('tar', ['-tvzf', path.join(out, 'sourcedir.tar.gz')], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } }).trim().split('\n');
+    const listing = execFileSync('tar', ['-tvzf', path.join(out, 'sourcedir.tar.gz')], {
+      encoding: 'utf8',
+      env: { ...process.env, TZ: 'UTC' },
+    })
+      .trim()
+      .split('\n');
     assert.equal(listing.length, 4);
     for (const line of listing) assert.match(line, /^-rw-r--r-- 0\/0 .* 1970-01-01 00:00 /, line);
     execFileSync('tar', ['-xzf', path.join(out, 'sourcedir.tar.gz'), '-C', out]);
-    for (const file of first.files) assert.equal(readFileSync(path.join(out, file), 'utf8'), readFileSync(path.join(JOB_DIR, file), 'utf8'));
+    for (const file of first.files)
+      assert.equal(readFileSync(path.join(out, file), 'utf8'), readFileSync(path.join(JOB_DIR, file), 'utf8'));
 
     // A copy of the job with one byte changed packages to another hash.
     const copy = mkdtempSync(path.join(os.tmpdir(), 'job-copy-'));
-    for (const file of await sourceDirFiles()) writeFileSync(path.join(copy, file), readFileSync(path.join(JOB_DIR, file)));
-    assert.equal((await packageSourceDir(copy)).checksum, first.checksum, 'the same files elsewhere → the same package');
+    for (const file of await sourceDirFiles())
+      writeFileSync(path.join(copy, file), readFileSync(path.join(JOB_DIR, file)));
+    assert.equal(
+      (await packageSourceDir(copy)).checksum,
+      first.checksum,
+      'the same files elsewhere → the same package',
+    );
     writeFileSync(path.join(copy, 'train.py'), `${readFileSync(path.join(JOB_DIR, 'train.py'), 'utf8')}\n`);
     assert.notEqual((await packageSourceDir(copy)).checksum, first.checksum);
   });

@@ -39,17 +39,16 @@ export function withRunOptions(command: Command, defaultId: string): Command {
 }
 
 /**
- * Starts a pipeline workflow on twin-pipelines, prints its id and Web UI link, and (unless `wait` is false)
- * waits for the result and prints it as JSON or through `format`, with the elapsed time.
+ * Starts a pipeline workflow on twin-pipelines under `--workflow-id` or `<idPrefix>-<time>`, prints its id and Web UI
+ * link, and (unless --no-wait) waits for the result and prints it as JSON or through `format`, with the elapsed time.
  */
 export async function startPipeline<Result>(
   ctx: CliContext,
+  options: RunOptions,
   run: {
     workflowType: string;
-    workflowId: string;
+    idPrefix: string;
     input: unknown;
-    wait: boolean;
-    json?: boolean;
     format: (result: Result) => string[];
   },
 ): Promise<void> {
@@ -57,17 +56,18 @@ export async function startPipeline<Result>(
   const client = await connectClient(settings.temporal);
   try {
     const started = Date.now();
+    const workflowId = options.workflowId ?? timestampedId(run.idPrefix);
     const handle = await client.workflow.start(run.workflowType, {
       taskQueue: 'twin-pipelines',
-      workflowId: run.workflowId,
+      workflowId,
       args: [run.input],
     });
-    ctx.print(`started ${run.workflowId}`);
-    const link = ctx.webUiLink(settings, run.workflowId, handle.firstExecutionRunId);
+    ctx.print(`started ${workflowId}`);
+    const link = ctx.webUiLink(settings, workflowId, handle.firstExecutionRunId);
     if (link) ctx.print(`Web UI: ${link}`);
-    if (!run.wait) return;
+    if (!options.wait) return;
     const result = (await handle.result()) as Result;
-    if (run.json) ctx.print(JSON.stringify(result, null, 2));
+    if (options.json) ctx.print(JSON.stringify(result, null, 2));
     else for (const line of run.format(result)) ctx.print(line);
     ctx.print(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {

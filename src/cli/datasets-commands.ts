@@ -16,7 +16,7 @@ import { DOCUMENT_CATEGORIES, type DocumentCategory } from '../domain/documents'
 import { ArtifactRegistry } from '../infra/artifact-registry';
 import { createArtifactStore, type ArtifactStore } from '../infra/artifact-store';
 import { openWarehouse } from '../infra/mongo';
-import { fail, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
+import { fail, startPipeline, withRunOptions, type CliContext, type RunOptions } from './context';
 
 export type DatasetCliContext = CliContext;
 
@@ -109,12 +109,10 @@ export function registerDatasetCommands(program: Command, ctx: DatasetCliContext
         ...(options.batchSize ? { batchSize: options.batchSize } : {}),
         ...(options.runKey ? { runKey: options.runKey } : {}),
       };
-      await startPipeline<GenerateDatasetsResult>(ctx, {
+      await startPipeline<GenerateDatasetsResult>(ctx, options, {
         workflowType: 'generateDatasets',
-        workflowId: options.workflowId ?? timestampedId(`datasets-${options.type}`),
+        idPrefix: `datasets-${options.type}`,
         input,
-        wait: options.wait,
-        json: options.json,
         format: formatGenerateResult,
       });
     },

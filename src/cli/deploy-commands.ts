@@ -3,7 +3,7 @@ import { openWarehouse } from '../infra/mongo';
 import { EndpointStore } from '../serving/endpoints';
 import type { DeployModelInput, DeploymentResult, EndpointRecord, RollbackDeploymentInput } from '../serving/types';
 import { processGroupRunning } from '../training/local';
-import { slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
+import { slug, startPipeline, withRunOptions, type CliContext, type RunOptions } from './context';
 
 export function formatDeployment(result: DeploymentResult): string[] {
   return [
@@ -61,12 +61,10 @@ export function registerDeployCommands(program: Command, ctx: CliContext): void 
         ...(options.backend ? { backend: options.backend } : {}),
         ...(options.endpoint ? { endpointName: options.endpoint } : {}),
       };
-      await startPipeline<DeploymentResult>(ctx, {
+      await startPipeline<DeploymentResult>(ctx, options, {
         workflowType: 'deployModel',
-        workflowId: options.workflowId ?? timestampedId(`deploy-${slug(endpoint)}`),
+        idPrefix: `deploy-${slug(endpoint)}`,
         input,
-        wait: options.wait,
-        json: options.json,
         format: formatDeployment,
       });
     },
@@ -87,12 +85,10 @@ export function registerDeployCommands(program: Command, ctx: CliContext): void 
     >();
     const endpoint = options.endpoint ?? ctx.platformSettings().serving.endpointName;
     const input: RollbackDeploymentInput = options.endpoint ? { endpointName: options.endpoint } : {};
-    await startPipeline<DeploymentResult>(ctx, {
+    await startPipeline<DeploymentResult>(ctx, options, {
       workflowType: 'rollbackDeployment',
-      workflowId: options.workflowId ?? timestampedId(`rollback-${slug(endpoint)}`),
+      idPrefix: `rollback-${slug(endpoint)}`,
       input,
-      wait: options.wait,
-      json: options.json,
       format: formatDeployment,
     });
   });

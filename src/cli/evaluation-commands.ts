@@ -5,7 +5,7 @@ import type { EvaluateModelInput, EvaluationResult, GeneratorBackend } from '../
 import { ArtifactRegistry } from '../infra/artifact-registry';
 import { createArtifactStore } from '../infra/artifact-store';
 import { openWarehouse } from '../infra/mongo';
-import { fail, slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
+import { fail, slug, startPipeline, withRunOptions, type CliContext, type RunOptions } from './context';
 
 const score = (value: unknown) => (typeof value === 'number' ? value.toFixed(2) : '–');
 
@@ -112,12 +112,10 @@ export function registerEvaluationCommands(program: Command, ctx: CliContext): v
           : {}),
         rag: options.rag,
       };
-      await startPipeline<EvaluationResult>(ctx, {
+      await startPipeline<EvaluationResult>(ctx, options, {
         workflowType: 'evaluateModel',
-        workflowId: options.workflowId ?? timestampedId(`evaluate-${slug(model)}`),
+        idPrefix: `evaluate-${slug(model)}`,
         input,
-        wait: options.wait,
-        json: options.json,
         format: formatEvaluationResult,
       });
       // A rejected model is a result, not an error of the command; scripts read `passed` from --json.

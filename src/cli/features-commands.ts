@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { FeatureEngineeringInput, FeatureEngineeringResult } from '../../workflows/feature-engineering';
 import { DOCUMENT_CATEGORIES, type DocumentCategory } from '../domain/documents';
-import { fail, slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
+import { fail, slug, startPipeline, withRunOptions, type CliContext, type RunOptions } from './context';
 
 export type FeatureCliContext = CliContext;
 
@@ -69,12 +69,10 @@ export function registerFeatureCommands(program: Command, ctx: FeatureCliContext
         ...(options.batchSize ? { batchSize: options.batchSize } : {}),
         ...(options.force ? { force: true } : {}),
       };
-      await startPipeline<FeatureEngineeringResult>(ctx, {
+      await startPipeline<FeatureEngineeringResult>(ctx, options, {
         workflowType: 'featureEngineering',
-        workflowId: options.workflowId ?? timestampedId(`features-${slug(options.author.join('-'))}`),
+        idPrefix: `features-${slug(options.author.join('-'))}`,
         input,
-        wait: options.wait,
-        json: options.json,
         format: formatFeatureResult,
       });
     },

@@ -12,7 +12,7 @@ import type {
   EndToEndResult,
   PipelineProgress,
 } from '../pipelines/types';
-import { fail, slug, startPipeline, timestampedId, withRunOptions, type CliContext, type RunOptions } from './context';
+import { fail, slug, startPipeline, withRunOptions, type CliContext, type RunOptions } from './context';
 import { loadLinkList } from './etl-commands';
 
 async function readInputFile(file: string): Promise<Record<string, unknown>> {
@@ -128,12 +128,10 @@ export function registerPipelineCommands(program: Command, ctx: CliContext): voi
           ? { approval: { required: true, timeout: options.approval as never, onTimeout: options.onTimeout } }
           : {}),
       };
-      await startPipeline<EndToEndResult>(ctx, {
+      await startPipeline<EndToEndResult>(ctx, options, {
         workflowType: 'endToEnd',
-        workflowId: options.workflowId ?? timestampedId(`end-to-end-${slug(authors.map((a) => a.name).join('-'))}`),
+        idPrefix: `end-to-end-${slug(authors.map((a) => a.name).join('-'))}`,
         input,
-        wait: options.wait,
-        ...(options.json ? { json: true } : {}),
         format: formatEndToEnd,
       });
     },
@@ -155,12 +153,10 @@ export function registerPipelineCommands(program: Command, ctx: CliContext): voi
       const { loadScheduleSpec } = await import('../pipelines/schedule-spec');
       input = (await loadScheduleSpec(ctx.platformSettings().schedules.continuousTrainingSpec)).action.input;
     }
-    await startPipeline<ContinuousTrainingResult>(ctx, {
+    await startPipeline<ContinuousTrainingResult>(ctx, options, {
       workflowType: 'continuousTraining',
-      workflowId: options.workflowId ?? timestampedId('continuous-training'),
+      idPrefix: 'continuous-training',
       input,
-      wait: options.wait,
-      ...(options.json ? { json: true } : {}),
       format: formatContinuousTraining,
     });
   });

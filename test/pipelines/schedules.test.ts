@@ -163,7 +163,10 @@ describe('twin schedule on the real dev server', () => {
     const inputFile = path.join(path.dirname(specFile), 'ct-input.yaml');
     writeFileSync(inputFile, 'evaluate: false\nskipDpo: true\n');
     const workflowId = uniqueName('ct-cli');
-    const ran = await runTwin(['run', 'continuous-training', '-i', inputFile, '--workflow-id', workflowId, '--json'], env);
+    const ran = await runTwin(
+      ['run', 'continuous-training', '-i', inputFile, '--workflow-id', workflowId, '--json'],
+      env,
+    );
     assert.equal(ran.code, 0, ran.stderr);
     assert.match(ran.stdout, new RegExp(`^started ${workflowId}$`, 'm'));
     assert.match(ran.stdout, /"status": "skipped"/);

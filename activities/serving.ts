@@ -1,11 +1,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { createS3Client } from '../src/infra/artifact-store';
 import type { Dependencies } from '../src/infra/dependencies';
-import { EndpointStore } from '../src/serving/endpoints';
+import { EndpointLeases, EndpointStore } from '../src/serving/endpoints';
 import { LocalModelServers, smokeTestOpenAi } from '../src/serving/local';
 import { InvalidDeployment, ModelNotApproved, planDeployment, planRollback } from '../src/serving/plan';
 import {
@@ -95,7 +96,56 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
   });
   const stores = async () => {
     const { db } = await deps.warehouse();
-    return { endpoints: new EndpointStore(db), models: new ModelRegistry(db), db };
+    return { endpoints: new EndpointStore(db), models: new ModelRegistry(db), leases: new EndpointLeases(db), db };
+  };
+
+  const isRunning = async (workflowId: string): Promise<boolean> => {
+    try {
+      return (await Context.current().client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return false;
+      throw error;
+    }
+  };
+
+  /**
+   * Claims the endpoint for this workflow, taking it over from a holder that ended without releasing it
+   * (terminated, timed out); a running holder → EndpointBusy, final, naming that workflow.
+   */
+  const claimEndpoint = async (leases: EndpointLeases, endpointName: string, workflowId: string): Promise<void> => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claim = await leases.claim(endpointName, workflowId);
+      if (claim.claimed) return;
+      if (await isRunning(claim.holder)) {
+        throw badInput(
+          `endpoint ${endpointName} is being changed by workflow ${claim.holder} (since ${claim.since}): one deployment ` +
+            `at a time per endpoint. Wait for it to end, or cancel it (temporal workflow cancel --workflow-id ` +
+            `${claim.holder}), then run this again`,
+          'EndpointBusy',
+          { endpointName, holder: claim.holder, since: claim.since },
+        );
+      }
+      if (await leases.takeOver(endpointName, claim.holder, workflowId)) {
+        deps.log.warn(
+          { endpoint: endpointName, from: claim.holder },
+          'endpoint lease taken over from an ended workflow',
+        );
+        return;
+      }
+    }
+    throw new Error(`endpoint ${endpointName}: its lease kept changing hands; try again`);
+  };
+
+  /** Claim the endpoint, then `work`; the claim is released again when `work` fails (the workflow releases it otherwise). */
+  const withEndpointClaim = async <T>(endpointName: string, workflowId: string, work: () => Promise<T>): Promise<T> => {
+    const { leases } = await stores();
+    await claimEndpoint(leases, endpointName, workflowId);
+    try {
+      return await work();
+    } catch (error) {
+      await leases.release(endpointName, workflowId);
+      throw error;
+    }
   };
   const pollIntervalMs = options.pollIntervalMs ?? serving.sagemaker.pollIntervalSeconds * 1_000;
 
@@ -136,44 +186,56 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
     /** The gate (the version must be Approved) + everything later steps need; marks the endpoint Creating/Updating. */
     prepareDeployment: async (input: DeployModelInput): Promise<DeploymentPlan> => {
       const { workflowId } = currentProducer();
-      return classified(async () => {
-        const { endpoints, models } = await stores();
-        const plan = await planDeployment(input, { settings, models, endpoints, workflowId });
-        await endpoints.begin({
-          name: plan.endpointName,
-          backend: plan.backend,
-          modelVersion: plan.modelVersion,
-          kind: 'deploy',
-          workflowId,
-        });
-        deps.log.info(
-          {
-            endpoint: plan.endpointName,
+      const endpointName = input.endpointName ?? settings.serving.endpointName;
+      return classified(() =>
+        withEndpointClaim(endpointName, workflowId, async () => {
+          const { endpoints, models } = await stores();
+          const plan = await planDeployment(input, { settings, models, endpoints, workflowId });
+          await endpoints.begin({
+            name: plan.endpointName,
             backend: plan.backend,
-            model: plan.modelVersion,
-            previous: plan.previousModelVersion,
-          },
-          'deployment planned',
-        );
-        return plan;
-      });
+            modelVersion: plan.modelVersion,
+            kind: 'deploy',
+            workflowId,
+          });
+          deps.log.info(
+            {
+              endpoint: plan.endpointName,
+              backend: plan.backend,
+              model: plan.modelVersion,
+              previous: plan.previousModelVersion,
+            },
+            'deployment planned',
+          );
+          return plan;
+        }),
+      );
     },
 
     /** `twin deploy rollback`: the endpoint's previous version (and, on SageMaker, its previous endpoint config). */
     prepareRollback: async (input: RollbackDeploymentInput): Promise<DeploymentPlan> => {
       const { workflowId } = currentProducer();
-      return classified(async () => {
-        const { endpoints, models } = await stores();
-        const plan = await planRollback(input, { settings, models, endpoints, workflowId });
-        await endpoints.begin({
-          name: plan.endpointName,
-          backend: plan.backend,
-          modelVersion: plan.modelVersion,
-          kind: 'rollback',
-          workflowId,
-        });
-        return plan;
-      });
+      const endpointName = input.endpointName ?? settings.serving.endpointName;
+      return classified(() =>
+        withEndpointClaim(endpointName, workflowId, async () => {
+          const { endpoints, models } = await stores();
+          const plan = await planRollback(input, { settings, models, endpoints, workflowId });
+          await endpoints.begin({
+            name: plan.endpointName,
+            backend: plan.backend,
+            modelVersion: plan.modelVersion,
+            kind: 'rollback',
+            workflowId,
+          });
+          return plan;
+        }),
+      );
+    },
+
+    /** The deployment workflow ended (however): the next deployment of this endpoint may start. */
+    releaseEndpoint: async (input: { endpointName: string }): Promise<void> => {
+      const { leases } = await stores();
+      await leases.release(input.endpointName, currentProducer().workflowId);
     },
 
     createSageMakerModel: async (plan: DeploymentPlan): Promise<{ modelName: string; created: boolean }> => {

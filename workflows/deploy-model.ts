@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   log,
+  patched,
   proxyActivities,
   upsertMemo,
   upsertSearchAttributes,
@@ -201,7 +202,19 @@ async function run(plan: DeploymentPlan): Promise<DeploymentResult> {
     previousModelVersion: plan.previousModelVersion ?? null,
     ...(plan.sagemaker ? { endpointConfig: plan.sagemaker.endpointConfigName } : {}),
   });
-  return plan.backend === 'sagemaker' ? deploySageMaker(plan) : deployLocal(plan);
+  const deploy = () => (plan.backend === 'sagemaker' ? deploySageMaker(plan) : deployLocal(plan));
+  // Runs started before endpoint leases existed end without releasing; the next deployment takes the lease over.
+  if (!patched('endpoint-lease')) return deploy();
+  try {
+    return await deploy();
+  } finally {
+    // A release that fails does not change the outcome: the next deployment takes over a lease whose holder ended.
+    await CancellationScope.nonCancellable(() =>
+      steps
+        .releaseEndpoint({ endpointName: plan.endpointName })
+        .catch((error: unknown) => log.warn('could not release the endpoint lease', { error: String(error) })),
+    );
+  }
 }
 
 /**

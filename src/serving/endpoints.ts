@@ -180,3 +180,55 @@ export class EndpointStore {
     );
   }
 }
+
+export const ENDPOINT_LEASES_COLLECTION = 'endpoint_leases';
+
+interface EndpointLease {
+  _id: string;
+  workflowId: string;
+  since: string;
+}
+
+export type LeaseClaim = { claimed: true } | { claimed: false; holder: string; since: string };
+
+/**
+ * One deployment workflow at a time per endpoint: deployModel and rollbackDeployment claim the endpoint's lease
+ * before they plan and release it when they end. Keyed by workflow id, so a retried activity re-claims its own.
+ */
+export class EndpointLeases {
+  private readonly collection: Collection<EndpointLease>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<EndpointLease>(ENDPOINT_LEASES_COLLECTION);
+  }
+
+  async claim(name: string, workflowId: string, now = new Date()): Promise<LeaseClaim> {
+    try {
+      await this.collection.insertOne({ _id: name, workflowId, since: now.toISOString() });
+      return { claimed: true };
+    } catch (error) {
+      if ((error as { code?: number }).code !== 11000) throw error;
+    }
+    const lease = await this.collection.findOne({ _id: name });
+    if (!lease) return this.claim(name, workflowId, now); // released in between
+    if (lease.workflowId === workflowId) return { claimed: true };
+    return { claimed: false, holder: lease.workflowId, since: lease.since };
+  }
+
+  /** Takes the lease from a holder that has ended without releasing it (terminated, timed out). */
+  async takeOver(name: string, from: string, workflowId: string, now = new Date()): Promise<boolean> {
+    const result = await this.collection.updateOne(
+      { _id: name, workflowId: from },
+      { $set: { workflowId, since: now.toISOString() } },
+    );
+    return result.matchedCount === 1;
+  }
+
+  async release(name: string, workflowId: string): Promise<void> {
+    await this.collection.deleteOne({ _id: name, workflowId });
+  }
+
+  holder(name: string): Promise<EndpointLease | null> {
+    return this.collection.findOne({ _id: name });
+  }
+}

@@ -26,7 +26,7 @@ import { MongoClient, type Db } from 'mongodb';
 import { parseSettings, type Settings } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/infra/dependencies';
 import { createLogger } from '../../src/infra/logger';
-import { EndpointStore } from '../../src/serving/endpoints';
+import { EndpointLeases, EndpointStore } from '../../src/serving/endpoints';
 import { scalableTargetId } from '../../src/serving/sagemaker';
 import type { DeploymentResult } from '../../src/serving/types';
 import { INFERENCE_IMAGE_TAG } from '../../src/training/sagemaker';
@@ -248,6 +248,7 @@ describe('deployModel to SageMaker against moto', () => {
         /Could not find endpoint/,
       );
       assert.equal(await new EndpointStore(db).get(name), null, 'no endpoints document for a refused model');
+      assert.equal(await new EndpointLeases(db).holder(name), null, 'a refused deployment releases its claim');
     }
     const unknown = await workers.client.workflow
       .execute('deployModel', {
@@ -260,5 +261,36 @@ describe('deployModel to SageMaker against moto', () => {
         (e: unknown) => e,
       );
     assert.equal(failureType(unknown), 'ModelNotFound');
+  });
+  test('one deployment at a time per endpoint: a running holder → EndpointBusy; an ended one is taken over', async () => {
+    const name = `${endpointName}-lease`;
+    const leases = new EndpointLeases(db);
+    // A run on a task queue nobody polls stays RUNNING: it holds the endpoint like a deployment in progress.
+    const holder = await workers.client.workflow.start('deployModel', {
+      taskQueue: uniqueName('nobody-polls'),
+      workflowId: uniqueName('deploy-holder'),
+      args: [{ model: 'twin-sft-moto', endpointName: name }],
+    });
+    assert.deepEqual(await leases.claim(name, holder.workflowId), { claimed: true });
+    const deploy = () =>
+      workers.client.workflow.execute('deployModel', {
+        taskQueue: 'twin-pipelines',
+        workflowId: uniqueName('deploy-lease'),
+        args: [{ model: 'twin-sft-moto', endpointName: name }],
+      }) as Promise<DeploymentResult>;
+    const busy = await deploy().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.equal(failureType(busy), 'EndpointBusy');
+    assert.match(String((busy as WorkflowFailedError).cause?.message), new RegExp(holder.workflowId));
+    assert.equal(await new EndpointStore(db).get(name), null, 'a busy endpoint is not touched');
+    assert.equal((await leases.holder(name))?.workflowId, holder.workflowId);
+
+    await holder.terminate('the test ends the holder without releasing its lease');
+    await scriptInvocation(settings, [{ generated_text: 'Taken over.' }]);
+    const result = await deploy();
+    assert.equal(result.status, 'InService');
+    assert.equal(await leases.holder(name), null, 'released when the deployment ended');
   });
 });

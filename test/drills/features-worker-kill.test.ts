@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { MongoClient } from 'mongodb';
 import type { FeatureEngineeringResult } from '../../workflows/feature-engineering';
 import type { DigitalDataEtlResult } from '../../workflows/digital-data-etl';
@@ -54,8 +55,16 @@ describe('drill: features worker killed during embedding', () => {
       workflowId: uniqueName('drill-features'),
       args: [{ authors: [SAMPLE_AUTHOR], categories: ['articles'], batchSize: 1, maxConcurrentBatches: 1 }],
     });
+    // Kill while an embedding activity runs on the worker (after the first chunks are stored): between two
+    // activities nothing would be in flight, and nothing retried.
+    const embedding = async () =>
+      (await handle.describe()).raw.pendingActivities?.some(
+        (a) =>
+          a.activityType?.name === 'embedDocuments' &&
+          a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+      ) ?? false;
     await waitFor(
-      async () => (killedAt = await store.count('embedded', 'articles')) > 0,
+      async () => (killedAt = await store.count('embedded', 'articles')) > 0 && (await embedding()),
       240_000,
       () => `no chunk stored; worker log:\n${features?.lines.slice(-20).join('\n')}`,
     );

@@ -312,6 +312,20 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
       });
     },
 
+    /**
+     * A new endpoint (no previous config to roll back to) failed its smoke test: delete it so it stops billing,
+     * unless SAGEMAKER_ENDPOINT_KEEP_FAILED. Idempotent.
+     */
+    deleteFailedSageMakerEndpoint: async (plan: DeploymentPlan): Promise<{ deleted: boolean }> => {
+      const target = requireSageMaker(plan);
+      if (serving.sagemaker.keepFailedEndpoint) return { deleted: false };
+      return classified(async () => {
+        const deleted = await sm().deleteEndpoint(target.endpointName);
+        deps.log.warn({ endpoint: target.endpointName, deleted }, 'endpoint deleted after its first smoke test failed');
+        return { deleted };
+      });
+    },
+
     /** Heartbeats DescribeEndpoint until InService on the config (or Failed / rolled back by SageMaker's alarms). */
     waitForSageMakerEndpoint: async (input: {
       endpointName: string;

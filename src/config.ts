@@ -438,6 +438,11 @@ const envSchema = z.object({
   SAGEMAKER_ENDPOINT_POLL_INTERVAL_S: positiveInt
     .default(30)
     .describe('deployModel: seconds between DescribeEndpoint polls while waiting for InService'),
+  SAGEMAKER_ENDPOINT_KEEP_FAILED: bool
+    .default(false)
+    .describe(
+      'deployModel: keep a new endpoint whose first smoke test failed (it bills until deleted); default: delete it (its config, model and CloudWatch logs stay)',
+    ),
   SAGEMAKER_ENDPOINT_AUTOSCALING: bool
     .default(true)
     .describe('Register the endpoint variant with Application Auto Scaling'),
@@ -708,6 +713,7 @@ function buildSettings(env: z.output<typeof envSchema>) {
         waitIntervalSeconds: env.SAGEMAKER_ENDPOINT_WAIT_INTERVAL_S,
         bakeSeconds: env.SAGEMAKER_ENDPOINT_BAKE_S,
         pollIntervalSeconds: env.SAGEMAKER_ENDPOINT_POLL_INTERVAL_S,
+        keepFailedEndpoint: env.SAGEMAKER_ENDPOINT_KEEP_FAILED,
         autoscaling: {
           enabled: env.SAGEMAKER_ENDPOINT_AUTOSCALING,
           minInstances: env.SAGEMAKER_ENDPOINT_MIN_INSTANCES,

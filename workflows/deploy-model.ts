@@ -124,14 +124,21 @@ async function deploySageMaker(plan: DeploymentPlan): Promise<DeploymentResult> 
   }
   const back = previousConfig();
   if (!back) {
+    // Nothing to roll back to: the new endpoint would bill while serving nothing anyone uses.
+    const deleted = patched('delete-failed-endpoint')
+      ? (await steps.deleteFailedSageMakerEndpoint(plan)).deleted
+      : false;
+    const what = deleted
+      ? `there is no previous endpoint config to roll back to; the endpoint was deleted (its logs stay in CloudWatch /aws/sagemaker/Endpoints/${target.endpointName})`
+      : 'there is no previous endpoint config to roll back to';
     await steps.recordDeploymentFailure({
       plan,
-      reason: `smoke test failed: ${smoke.error ?? ''}`,
+      reason: `smoke test failed: ${smoke.error ?? ''}${deleted ? ' (endpoint deleted)' : ''}`,
       stillServing: false,
       rolledBack: false,
     });
     status('failed');
-    throw smokeFailure(plan, smoke, 'there is no previous endpoint config to roll back to');
+    throw smokeFailure(plan, smoke, what);
   }
   status('rolling-back');
   try {

@@ -18,6 +18,7 @@ import {
   CreateEndpointCommand,
   CreateEndpointConfigCommand,
   CreateModelCommand,
+  DeleteEndpointCommand,
   DescribeEndpointCommand,
   DescribeEndpointConfigCommand,
   DescribeModelCommand,
@@ -491,6 +492,21 @@ export class SageMakerServing {
       return true;
     } catch (error) {
       throw classifySageMakerError(error, 'ApplicationAutoScaling');
+    }
+  }
+
+  /**
+   * Deletes an endpoint (its scalable target first): instances stop billing; the endpoint config, the model and the
+   * CloudWatch logs (/aws/sagemaker/Endpoints/<name>) stay. False when there was no endpoint.
+   */
+  async deleteEndpoint(endpointName: string): Promise<boolean> {
+    await this.releaseAutoscaling(endpointName);
+    try {
+      await this.sagemaker.send(new DeleteEndpointCommand({ EndpointName: endpointName }));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw classifySageMakerError(error, 'DeleteEndpoint');
     }
   }
 

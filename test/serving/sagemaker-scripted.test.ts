@@ -18,6 +18,7 @@ import {
   CreateEndpointCommand,
   CreateEndpointConfigCommand,
   CreateModelCommand,
+  DeleteEndpointCommand,
   DescribeEndpointCommand,
   DescribeEndpointConfigCommand,
   DescribeModelCommand,
@@ -150,6 +151,12 @@ class ScriptedSageMaker {
         ...(e.pending ? { PendingDeploymentSummary: { EndpointConfigName: e.pending } } : {}),
         ...(e.reason ? { FailureReason: e.reason } : {}),
       } as DescribeEndpointOutput;
+    });
+    this.sm.on(DeleteEndpointCommand).callsFake(() => {
+      this.log.push('DeleteEndpoint');
+      if (!this.endpoint) throw notFound('endpoint');
+      this.endpoint = undefined;
+      return {};
     });
     this.rt.on(InvokeEndpointCommand).callsFake(async (input: { Body: Uint8Array }) => {
       this.log.push(
@@ -373,5 +380,25 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
     assert.equal(record?.status, 'InService');
     assert.equal(record?.modelVersion, 'twin-old');
     assert.match(record?.history.at(-1)?.outcome ?? '', /^rolled-back: DeploymentRolledBack/);
+  });
+  test('a new endpoint whose first smoke test fails is deleted with its scalable target: nothing to roll back to, and it would bill', async () => {
+    aws.install();
+    aws.smoke = () =>
+      Promise.reject(Object.assign(new Error('Received server error (500) from primary'), { name: 'ModelError' }));
+    const error = await deploy('twin-new').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const cause = failure(error);
+    assert.equal(cause.type, 'SmokeTestFailed');
+    assert.match(cause.message, /no previous endpoint config to roll back to; the endpoint was deleted/);
+    assert.deepEqual(
+      aws.log.map((line) => line.split(' ')[0]).filter((call) => !call?.startsWith('Create')),
+      ['RegisterScalableTarget', 'PutScalingPolicy', 'InvokeEndpoint', 'DeregisterScalableTarget', 'DeleteEndpoint'],
+    );
+    assert.equal(aws.endpoint, undefined);
+    const record = await new EndpointStore(db).get(endpointName);
+    assert.equal(record?.status, 'Failed');
+    assert.match(record?.history.at(-1)?.outcome ?? '', /^failed: smoke test failed: .*\(endpoint deleted\)$/);
   });
 });

@@ -291,6 +291,7 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
           deploymentConfig: buildDeploymentConfig(serving.sagemaker),
           ...(target.previousEndpointConfigName ? { knownPreviousConfig: target.previousEndpointConfigName } : {}),
           tags: [{ Key: 'twin:endpoint', Value: plan.endpointName }],
+          replaceFailed: !serving.sagemaker.keepFailedEndpoint,
           beforeUpdate: async (currentConfig) => {
             const [before, after] = await Promise.all([
               sm().instanceTypeOf(currentConfig),

@@ -441,7 +441,7 @@ const envSchema = z.object({
   SAGEMAKER_ENDPOINT_KEEP_FAILED: bool
     .default(false)
     .describe(
-      'deployModel: keep a new endpoint whose first smoke test failed (it bills until deleted); default: delete it (its config, model and CloudWatch logs stay)',
+      'deployModel: keep a new endpoint whose first smoke test failed (it bills until deleted) and an endpoint SageMaker left Failed; default: delete them (config, model and CloudWatch logs stay)',
     ),
   SAGEMAKER_ENDPOINT_AUTOSCALING: bool
     .default(true)

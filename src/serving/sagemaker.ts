@@ -395,6 +395,8 @@ export class SageMakerServing {
     tags?: { Key: string; Value: string }[];
     /** Called before an update, with the config that serves now (autoscaling must be let go of on a type change). */
     beforeUpdate?: (currentConfig: string) => Promise<void>;
+    /** An endpoint SageMaker left Failed serves nothing: delete it and create it again (retried until it is gone). */
+    replaceFailed?: boolean;
   }): Promise<EndpointApplyResult> {
     const state = await this.describeEndpoint(input.endpointName);
     if (!state) {
@@ -424,7 +426,8 @@ export class SageMakerServing {
       state.status === 'Creating' ||
       state.status === 'Updating' ||
       state.status === 'SystemUpdating' ||
-      state.status === 'RollingBack'
+      state.status === 'RollingBack' ||
+      state.status === 'Deleting'
     ) {
       // Another deployment is under way: SageMaker would refuse the update. Retried by Temporal until it settles.
       throw new TrainingJobError(
@@ -434,10 +437,22 @@ export class SageMakerServing {
       );
     }
     if (state.status === 'Failed') {
+      const reason = state.failureReason ?? 'no reason';
+      if (!input.replaceFailed) {
+        throw new TrainingJobError(
+          `SageMaker endpoint ${input.endpointName} is Failed (${reason}): delete it before deploying again ` +
+            `(aws sagemaker delete-endpoint --endpoint-name ${input.endpointName}), or let deployModel replace it ` +
+            '(SAGEMAKER_ENDPOINT_KEEP_FAILED=false)',
+          'EndpointFailed',
+          false,
+        );
+      }
+      await this.deleteEndpoint(input.endpointName);
       throw new TrainingJobError(
-        `SageMaker endpoint ${input.endpointName} is Failed (${state.failureReason ?? 'no reason'}): delete it before deploying again`,
-        'EndpointFailed',
-        false,
+        `SageMaker endpoint ${input.endpointName} was Failed (${reason}) and served nothing: deleted; it is created ` +
+          'again once it is gone',
+        'EndpointBusy',
+        true,
       );
     }
     if (state.endpointConfigName) await input.beforeUpdate?.(state.endpointConfigName);

@@ -401,4 +401,25 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
     assert.equal(record?.status, 'Failed');
     assert.match(record?.history.at(-1)?.outcome ?? '', /^failed: smoke test failed: .*\(endpoint deleted\)$/);
   });
+  test('an endpoint SageMaker left Failed is deleted and created again (it served nothing)', async () => {
+    aws.install();
+    aws.smoke = () =>
+      Promise.resolve({ Body: new TextEncoder().encode(JSON.stringify([{ generated_text: 'Back again.' }])) });
+    aws.endpoint = {
+      status: 'Failed',
+      config: OLD_CONFIG,
+      reason: 'CapacityError: Unable to provision requested ML compute capacity.',
+      polls: 0,
+      outcome: 'in-service',
+    };
+    const result = await deploy('twin-new');
+    assert.equal(result.status, 'InService');
+    assert.equal(result.smokeTest.sample, 'Back again.');
+    const calls = aws.log.map((line) => line.split(' ')[0]);
+    assert.ok(calls.indexOf('DeleteEndpoint') >= 0, calls.join(' '));
+    assert.ok(calls.indexOf('DeleteEndpoint') < calls.indexOf('CreateEndpoint'), calls.join(' '));
+    assert.ok(!calls.includes('UpdateEndpoint'));
+    assert.equal(aws.endpoint?.status, 'InService');
+    assert.notEqual(aws.endpoint?.config, OLD_CONFIG);
+  });
 });

@@ -8,7 +8,13 @@ import { createS3Client } from '../src/infra/artifact-store';
 import type { Dependencies } from '../src/infra/dependencies';
 import { EndpointLeases, EndpointStore } from '../src/serving/endpoints';
 import { LocalModelServers, smokeTestOpenAi } from '../src/serving/local';
-import { InvalidDeployment, ModelNotApproved, planDeployment, planRollback } from '../src/serving/plan';
+import {
+  InvalidDeployment,
+  ModelNotApproved,
+  planDeployment,
+  planRollback,
+  type PlanContext,
+} from '../src/serving/plan';
 import {
   buildCreateEndpointConfigRequest,
   buildCreateModelRequest,
@@ -182,55 +188,47 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
     }
   };
 
+  /** Claims the endpoint, plans the deployment or rollback, and marks the endpoint Creating/Updating. */
+  const prepare = async (
+    kind: 'deploy' | 'rollback',
+    requestedEndpoint: string | undefined,
+    plan: (ctx: PlanContext) => Promise<DeploymentPlan>,
+  ): Promise<DeploymentPlan> => {
+    const { workflowId } = currentProducer();
+    const endpointName = requestedEndpoint ?? settings.serving.endpointName;
+    return classified(() =>
+      withEndpointClaim(endpointName, workflowId, async () => {
+        const { endpoints, models } = await stores();
+        const planned = await plan({ settings, models, endpoints, workflowId });
+        await endpoints.begin({
+          name: planned.endpointName,
+          backend: planned.backend,
+          modelVersion: planned.modelVersion,
+          kind,
+          workflowId,
+        });
+        deps.log.info(
+          {
+            endpoint: planned.endpointName,
+            backend: planned.backend,
+            model: planned.modelVersion,
+            previous: planned.previousModelVersion,
+          },
+          `${kind} planned`,
+        );
+        return planned;
+      }),
+    );
+  };
+
   return {
     /** The gate (the version must be Approved) + everything later steps need; marks the endpoint Creating/Updating. */
-    prepareDeployment: async (input: DeployModelInput): Promise<DeploymentPlan> => {
-      const { workflowId } = currentProducer();
-      const endpointName = input.endpointName ?? settings.serving.endpointName;
-      return classified(() =>
-        withEndpointClaim(endpointName, workflowId, async () => {
-          const { endpoints, models } = await stores();
-          const plan = await planDeployment(input, { settings, models, endpoints, workflowId });
-          await endpoints.begin({
-            name: plan.endpointName,
-            backend: plan.backend,
-            modelVersion: plan.modelVersion,
-            kind: 'deploy',
-            workflowId,
-          });
-          deps.log.info(
-            {
-              endpoint: plan.endpointName,
-              backend: plan.backend,
-              model: plan.modelVersion,
-              previous: plan.previousModelVersion,
-            },
-            'deployment planned',
-          );
-          return plan;
-        }),
-      );
-    },
+    prepareDeployment: (input: DeployModelInput): Promise<DeploymentPlan> =>
+      prepare('deploy', input.endpointName, (ctx) => planDeployment(input, ctx)),
 
     /** `twin deploy rollback`: the endpoint's previous version (and, on SageMaker, its previous endpoint config). */
-    prepareRollback: async (input: RollbackDeploymentInput): Promise<DeploymentPlan> => {
-      const { workflowId } = currentProducer();
-      const endpointName = input.endpointName ?? settings.serving.endpointName;
-      return classified(() =>
-        withEndpointClaim(endpointName, workflowId, async () => {
-          const { endpoints, models } = await stores();
-          const plan = await planRollback(input, { settings, models, endpoints, workflowId });
-          await endpoints.begin({
-            name: plan.endpointName,
-            backend: plan.backend,
-            modelVersion: plan.modelVersion,
-            kind: 'rollback',
-            workflowId,
-          });
-          return plan;
-        }),
-      );
-    },
+    prepareRollback: (input: RollbackDeploymentInput): Promise<DeploymentPlan> =>
+      prepare('rollback', input.endpointName, (ctx) => planRollback(input, ctx)),
 
     /** The deployment workflow ended (however): the next deployment of this endpoint may start. */
     releaseEndpoint: async (input: { endpointName: string }): Promise<void> => {

@@ -184,6 +184,9 @@ class ScriptedSageMaker {
   }
 }
 
+const modelError = () =>
+  Promise.reject(Object.assign(new Error('Received server error (500) from primary'), { name: 'ModelError' }));
+
 function failure(error: unknown): ApplicationFailure {
   assert.ok(error instanceof WorkflowFailedError, String(error));
   const cause = error.cause instanceof ActivityFailure ? error.cause.cause : error.cause;
@@ -206,6 +209,13 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
       workflowId: uniqueName(`deploy-${model}`),
       args: [{ model, endpointName }],
     }) as Promise<DeploymentResult>;
+
+  /** The failure a deployment ends with (undefined when it succeeded). */
+  const deployFailure = (model: string) =>
+    deploy(model).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
 
   /** An endpoint serving twin-old on OLD_CONFIG, as a previous deployModel left it. */
   async function seedServing(): Promise<void> {
@@ -320,13 +330,8 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
 
   test('a failed smoke test rolls the endpoint back to the previous endpoint config', async () => {
     await seedServing();
-    aws.smoke = () =>
-      Promise.reject(Object.assign(new Error('Received server error (500) from primary'), { name: 'ModelError' }));
-    const error = await deploy('twin-new').then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    const cause = failure(error);
+    aws.smoke = modelError;
+    const cause = failure(await deployFailure('twin-new'));
     assert.equal(cause.type, 'SmokeTestFailed');
     assert.match(cause.message, /ModelError: Received server error/);
     assert.match(cause.message, new RegExp(`rolled back to ${OLD_CONFIG}`));
@@ -349,11 +354,7 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
   test('an endpoint that goes Failed on create fails the deployment with its reason; nothing is smoke-tested', async () => {
     aws.install();
     aws.outcomes = ['failed'];
-    const error = await deploy('twin-new').then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    const cause = failure(error);
+    const cause = failure(await deployFailure('twin-new'));
     assert.equal(cause.type, 'EndpointFailed');
     assert.match(cause.message, /CapacityError: Unable to provision/);
     assert.deepEqual(
@@ -368,11 +369,7 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
   test('an update SageMaker rolls back on an alarm fails the deployment; the previous version keeps serving', async () => {
     await seedServing();
     aws.outcomes = ['alarm-rollback'];
-    const error = await deploy('twin-new').then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    const cause = failure(error);
+    const cause = failure(await deployFailure('twin-new'));
     assert.equal(cause.type, 'DeploymentRolledBack');
     assert.match(cause.message, /Alarm twin-5xx fired/);
     assert.equal(aws.rt.commandCalls(InvokeEndpointCommand).length, 0);
@@ -383,13 +380,8 @@ describe('deployModel SageMaker state machine (scripted SDK responses)', () => {
   });
   test('a new endpoint whose first smoke test fails is deleted with its scalable target: nothing to roll back to, and it would bill', async () => {
     aws.install();
-    aws.smoke = () =>
-      Promise.reject(Object.assign(new Error('Received server error (500) from primary'), { name: 'ModelError' }));
-    const error = await deploy('twin-new').then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    const cause = failure(error);
+    aws.smoke = modelError;
+    const cause = failure(await deployFailure('twin-new'));
     assert.equal(cause.type, 'SmokeTestFailed');
     assert.match(cause.message, /no previous endpoint config to roll back to; the endpoint was deleted/);
     assert.deepEqual(

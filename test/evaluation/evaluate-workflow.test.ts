@@ -27,7 +27,7 @@ import { isolatedEnv, runTwin } from '../support/cli';
 import { testEnv, uniqueName } from '../support/env';
 import { reply, ScriptedLlmServer, userMessage } from '../support/scripted-llm-server';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
-import { fixtureVersion, FIXTURES, JOB_DIR, run, trainingPython } from '../training/helpers';
+import { buildTinyBaseModel, fixtureVersion, FIXTURES, JOB_DIR, localTrainingEnv } from '../training/helpers';
 import { TINY_MODEL_HYPERPARAMETERS } from '../../src/training/spec';
 
 const database = uniqueName('evaluation_e2e');
@@ -83,16 +83,11 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
     });
 
     // The untrained tiny base (the baseline) and the judge.
-    const tinyBase = path.join(root(), 'tiny-base');
-    const built = await run(trainingPython(), [
-      path.join(JOB_DIR, 'tests', 'tiny_model.py'),
-      '--out',
-      tinyBase,
+    const tinyBase = await buildTinyBaseModel(path.join(root(), 'tiny-base'), [
       path.join(folder, 'train.jsonl'),
       path.join(fixtureVersion('preference'), 'train.jsonl'),
       path.join(FIXTURES, 'general', 'alpaca-sample.jsonl'),
     ]);
-    assert.equal(built.code, 0, built.stderr);
     baselineArtifact = await registry.record({
       kind: 'model',
       uri: `file://${tinyBase}`,
@@ -164,11 +159,7 @@ describe('evaluateModel on the real dev server (tiny Llama trained by trainModel
       OPENAI_BASE_URL: judge.url,
       LLM_MODEL: 'scripted-judge',
       TWIN_WORKFLOW_BUNDLE: testEnv.workflowBundle ?? '',
-      ARTIFACT_STORE: 'local',
-      ARTIFACT_DIR: path.join(root(), 'artifacts'),
-      TRAINING_DIR: path.join(root(), 'training'),
-      TRAINING_BACKEND: 'local',
-      TRAINING_PYTHON: trainingPython(),
+      ...localTrainingEnv(root()),
       EVAL_DIR: path.join(root(), 'evaluation'),
       EVAL_JUDGE_BASE_URL: judge.url,
       EVAL_JUDGE_MODEL: 'scripted-judge',

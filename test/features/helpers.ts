@@ -19,6 +19,14 @@ export function loadCorpusArticles(): RawArticleDocument[] {
   return records.map((r) => rawDocumentFromRecord('articles', r) as RawArticleDocument);
 }
 
+/** The author's `count` shortest corpus articles, shortest first (fast fixtures that are still real text). */
+export function shortestArticlesOf(author: string, count: number): RawArticleDocument[] {
+  return loadCorpusArticles()
+    .filter((a) => a.author_full_name === author)
+    .sort((a, b) => a.content.Content.length - b.content.Content.length)
+    .slice(0, count);
+}
+
 /** The model directory, or a clear failure telling how to install it. */
 export function requireModelDir(): string {
   const dir = process.env.EMBEDDING_MODEL_DIR ?? defaultModelDir();

@@ -35,7 +35,7 @@ import { isolatedNamespace } from '../serving/helpers';
 import { testEnv, uniqueName } from '../support/env';
 import { extractOf, reply, ScriptedLlmServer } from '../support/scripted-llm-server';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
-import { fixtureVersion, FIXTURES, JOB_DIR, run, trainingPython } from '../training/helpers';
+import { buildTinyBaseModel, localTrainingEnv } from '../training/helpers';
 import { TINY_MODEL_HYPERPARAMETERS } from '../../src/training/spec';
 
 const database = uniqueName('e2e');
@@ -138,16 +138,7 @@ describe('endToEnd on the real dev server (local backends, tiny Llama)', () => {
       return reply.json({ pairs: goodPairs(extractOf(request)) });
     }).start();
 
-    tinyBase = path.join(root(), 'tiny-base');
-    const built = await run(trainingPython(), [
-      path.join(JOB_DIR, 'tests', 'tiny_model.py'),
-      '--out',
-      tinyBase,
-      path.join(fixtureVersion('instruction'), 'train.jsonl'),
-      path.join(fixtureVersion('preference'), 'train.jsonl'),
-      path.join(FIXTURES, 'general', 'alpaca-sample.jsonl'),
-    ]);
-    assert.equal(built.code, 0, built.stderr);
+    tinyBase = await buildTinyBaseModel(path.join(root(), 'tiny-base'));
 
     workers = await startWorkerProcess(['pipelines', 'etl', 'features', 'llm', 'ml'], {
       TEMPORAL_NAMESPACE: namespace,
@@ -159,11 +150,7 @@ describe('endToEnd on the real dev server (local backends, tiny Llama)', () => {
       OPENAI_BASE_URL: llm.url,
       OPENAI_API_KEY: 'dummy',
       LLM_MODEL: 'scripted-twin-model',
-      ARTIFACT_STORE: 'local',
-      ARTIFACT_DIR: path.join(root(), 'artifacts'),
-      TRAINING_DIR: path.join(root(), 'training'),
-      TRAINING_BACKEND: 'local',
-      TRAINING_PYTHON: trainingPython(),
+      ...localTrainingEnv(root()),
       EVAL_DIR: path.join(root(), 'evaluation'),
       SERVING_DIR: path.join(root(), 'serving'),
       SERVING_DEVICE: 'cpu',

@@ -21,7 +21,7 @@ import { VectorStore } from '../../src/infra/qdrant';
 import type { ContinuousTrainingResult } from '../../workflows/continuous-training';
 import type { GenerateDatasetsInput, GenerateDatasetsResult } from '../../workflows/generate-datasets';
 import { goodTriples } from '../datasets/helpers';
-import { loadCorpusArticles } from '../features/helpers';
+import { shortestArticlesOf } from '../features/helpers';
 import { isolatedNamespace } from '../serving/helpers';
 import { testEnv, uniqueName } from '../support/env';
 import { extractOf, reply, ScriptedLlmServer } from '../support/scripted-llm-server';
@@ -44,11 +44,7 @@ describe('generateDatasets starts continuousTraining on a new dataset version (T
     const namespace = await isolatedNamespace('trigger');
     client = new Client({ connection: await Connection.connect({ address: testEnv.temporalAddress }), namespace });
     mongo = await MongoClient.connect(testEnv.mongoUri);
-    const docs: CleanedDocument[] = loadCorpusArticles()
-      .filter((a) => a.author_full_name === AUTHOR)
-      .sort((a, b) => a.content.Content.length - b.content.Content.length)
-      .slice(0, 1)
-      .map(cleanArticle);
+    const docs: CleanedDocument[] = shortestArticlesOf(AUTHOR, 1).map(cleanArticle);
     vectors = new VectorStore({
       url: testEnv.qdrantUrl,
       collectionPrefix: prefix,

@@ -21,7 +21,7 @@ import { processGroupRunning } from '../../src/training/local';
 import { isolatedEnv, runTwin } from '../support/cli';
 import { testEnv, uniqueName } from '../support/env';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
-import { fixtureVersion, JOB_DIR, run, trainingPython } from '../training/helpers';
+import { buildTinyBaseModel, fixtureVersion, JOB_DIR, run, trainingPython } from '../training/helpers';
 import { isolatedNamespace, registerModel } from './helpers';
 
 const database = uniqueName('serving_local');
@@ -82,14 +82,7 @@ describe('deployModel with the local backend (real tiny trained model, real serv
     // A real trained model: the tiny random Llama, then a few SFT steps of the project's own job on the fixture.
     const python = trainingPython();
     const instruction = fixtureVersion('instruction');
-    const base = path.join(root(), 'tiny-base');
-    const built = await run(python, [
-      path.join(JOB_DIR, 'tests', 'tiny_model.py'),
-      '--out',
-      base,
-      path.join(instruction, 'train.jsonl'),
-    ]);
-    assert.equal(built.code, 0, built.stderr);
+    const base = await buildTinyBaseModel(path.join(root(), 'tiny-base'), [path.join(instruction, 'train.jsonl')]);
     const trained = path.join(root(), 'sft-model');
     const sft = await run(
       python,

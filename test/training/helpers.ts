@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
@@ -59,6 +60,34 @@ export function fixtureVersion(type: 'instruction' | 'preference'): string {
   const entries = readdirSync(dir);
   if (entries.length !== 1 || !entries[0]) throw new Error(`expected one version folder in ${dir}`);
   return path.join(dir, entries[0]);
+}
+
+/**
+ * Builds the tiny random Llama (jobs/finetune/tests/tiny_model.py) into `out`, its tokenizer trained on `texts`
+ * (default: both fixture datasets and the general sample).
+ */
+export async function buildTinyBaseModel(
+  out: string,
+  texts = [
+    path.join(fixtureVersion('instruction'), 'train.jsonl'),
+    path.join(fixtureVersion('preference'), 'train.jsonl'),
+    path.join(FIXTURES, 'general', 'alpaca-sample.jsonl'),
+  ],
+): Promise<string> {
+  const built = await run(trainingPython(), [path.join(JOB_DIR, 'tests', 'tiny_model.py'), '--out', out, ...texts]);
+  assert.equal(built.code, 0, built.stderr);
+  return out;
+}
+
+/** Worker settings for local training under `root`: the local artifact store, training folder and venv. */
+export function localTrainingEnv(root: string): Record<string, string> {
+  return {
+    ARTIFACT_STORE: 'local',
+    ARTIFACT_DIR: path.join(root, 'artifacts'),
+    TRAINING_DIR: path.join(root, 'training'),
+    TRAINING_BACKEND: 'local',
+    TRAINING_PYTHON: trainingPython(),
+  };
 }
 
 /** MockActivityEnvironment.run with the result type kept (its signature cannot infer it). */

@@ -25,12 +25,12 @@ import { metricDefinitions, parseJobLine } from '../../src/training/metrics';
 import type { GenerateDatasetsInput, GenerateDatasetsResult } from '../../workflows/generate-datasets';
 import type { ModelVersionRef, TrainModelInput } from '../../workflows/train-model';
 import { goodPairs, goodTriples } from '../datasets/helpers';
-import { loadCorpusArticles } from '../features/helpers';
+import { shortestArticlesOf } from '../features/helpers';
 import { isolatedEnv, runTwin } from '../support/cli';
 import { testEnv, uniqueName } from '../support/env';
 import { extractOf, reply, ScriptedLlmServer } from '../support/scripted-llm-server';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process';
-import { fixtureVersion, FIXTURES, JOB_DIR, run, trainingPython } from './helpers';
+import { buildTinyBaseModel, JOB_DIR, localTrainingEnv } from './helpers';
 import { TINY_MODEL_HYPERPARAMETERS } from '../../src/training/spec';
 
 const database = uniqueName('training_e2e');
@@ -63,11 +63,7 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
 
     // The feature pipeline's outputs: 2 short real articles of one author cleaned into this file's own Qdrant
     // collections, recorded as cleaned documents made from raw documents (what featureEngineering records).
-    const docs: CleanedDocument[] = loadCorpusArticles()
-      .filter((a) => a.author_full_name === AUTHOR)
-      .sort((a, b) => a.content.Content.length - b.content.Content.length)
-      .slice(0, 2)
-      .map(cleanArticle);
+    const docs: CleanedDocument[] = shortestArticlesOf(AUTHOR, 2).map(cleanArticle);
     assert.equal(docs.length, 2, 'the corpus has 2 articles of the author');
     vectors = new VectorStore({
       url: testEnv.qdrantUrl,
@@ -109,11 +105,7 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
       OPENAI_API_KEY: 'dummy',
       LLM_MODEL,
       TWIN_WORKFLOW_BUNDLE: testEnv.workflowBundle ?? '',
-      ARTIFACT_STORE: 'local',
-      ARTIFACT_DIR: path.join(root(), 'artifacts'),
-      TRAINING_DIR: path.join(root(), 'training'),
-      TRAINING_BACKEND: 'local',
-      TRAINING_PYTHON: trainingPython(),
+      ...localTrainingEnv(root()),
     });
 
     // Both datasets made by the real generateDatasets workflow.
@@ -144,16 +136,7 @@ describe('trainModel on the real dev server (local backend, tiny Llama)', () => 
       `datasets have rows to train on: ${instruction.count}, ${preference.count}`,
     );
 
-    tinyBase = path.join(root(), 'tiny-base');
-    const built = await run(trainingPython(), [
-      path.join(JOB_DIR, 'tests', 'tiny_model.py'),
-      '--out',
-      tinyBase,
-      path.join(fixtureVersion('instruction'), 'train.jsonl'),
-      path.join(fixtureVersion('preference'), 'train.jsonl'),
-      path.join(FIXTURES, 'general', 'alpaca-sample.jsonl'),
-    ]);
-    assert.equal(built.code, 0, built.stderr);
+    tinyBase = await buildTinyBaseModel(path.join(root(), 'tiny-base'));
   });
 
   after(async () => {

@@ -143,8 +143,12 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
   };
 
   /** Claim the endpoint, then `work`; the claim is released again when `work` fails (the workflow releases it otherwise). */
-  const withEndpointClaim = async <T>(endpointName: string, workflowId: string, work: () => Promise<T>): Promise<T> => {
-    const { leases } = await stores();
+  const withEndpointClaim = async <T>(
+    leases: EndpointLeases,
+    endpointName: string,
+    workflowId: string,
+    work: () => Promise<T>,
+  ): Promise<T> => {
     await claimEndpoint(leases, endpointName, workflowId);
     try {
       return await work();
@@ -196,9 +200,9 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
   ): Promise<DeploymentPlan> => {
     const { workflowId } = currentProducer();
     const endpointName = requestedEndpoint ?? settings.serving.endpointName;
-    return classified(() =>
-      withEndpointClaim(endpointName, workflowId, async () => {
-        const { endpoints, models } = await stores();
+    return classified(async () => {
+      const { endpoints, models, leases } = await stores();
+      return withEndpointClaim(leases, endpointName, workflowId, async () => {
         const planned = await plan({ settings, models, endpoints, workflowId });
         await endpoints.begin({
           name: planned.endpointName,
@@ -217,8 +221,8 @@ export function createServingActivities(deps: Dependencies, options: ServingActi
           `${kind} planned`,
         );
         return planned;
-      }),
-    );
+      });
+    });
   };
 
   return {
